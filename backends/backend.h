@@ -1,0 +1,91 @@
+// The execution interface every backend implements. A Backend compiles a graph plus its
+// weights into an Executable; forward(tokens, state) runs the whole token sequence at once
+// (GPT mode) and leaves the updated state in `state`. The State is a value: copyable, and
+// exportable to and importable from host memory, so it can move between backends.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/graph.h"
+#include "ir/state_layout.h"
+#include "ir/tensor.h"
+
+namespace rwkvc {
+
+// A backend's storage for one state (host memory on the CPU, device buffers on a GPU).
+class StateStorage {
+ public:
+  virtual ~StateStorage() = default;
+  virtual std::unique_ptr<StateStorage> clone() const = 0;
+  virtual HostState to_host(const StateLayout& layout) const = 0;
+  virtual std::string_view backend() const = 0;
+};
+
+class State {
+ public:
+  State(std::shared_ptr<const StateLayout> layout, std::unique_ptr<StateStorage> storage);
+  State(const State& other);
+  State& operator=(const State& other);
+  State(State&&) noexcept = default;
+  State& operator=(State&&) noexcept = default;
+
+  const StateLayout& layout() const { return *layout_; }
+  std::string_view backend() const { return storage_->backend(); }
+  HostState to_host() const { return storage_->to_host(*layout_); }
+
+  // For backends: the storage, checked to belong to `backend`.
+  StateStorage& storage_for(std::string_view backend);
+
+ private:
+  std::shared_ptr<const StateLayout> layout_;
+  std::unique_ptr<StateStorage> storage_;
+};
+
+struct ForwardOptions {
+  bool all_logits = false;  // logits for every position ([T, V]) instead of the last ([V])
+};
+
+class Executable {
+ public:
+  virtual ~Executable() = default;
+
+  virtual const StateLayout& state_layout() const = 0;
+  std::int64_t vocab_size() const { return vocab_size_; }
+
+  // A state holding each slot's init value.
+  State new_state() const { return import_state(HostState::fresh(state_layout())); }
+  // Throws std::invalid_argument naming the slot if `host` was made for another model shape.
+  virtual State import_state(const HostState& host) const = 0;
+
+  // Throws std::invalid_argument for an empty token list, a token id outside the vocabulary
+  // (naming its position), or a state made by another backend or for another model.
+  virtual HostTensor forward(std::span<const std::int32_t> tokens, State& state, const ForwardOptions& options = {}) = 0;
+
+ protected:
+  // Checks the tokens against the vocabulary; shared by every backend.
+  void check_tokens(std::span<const std::int32_t> tokens) const;
+  std::int64_t vocab_size_ = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // Throws std::invalid_argument naming the weight if one is missing or has the wrong shape.
+  virtual std::unique_ptr<Executable> compile(const Graph& graph, const WeightMap& weights) const = 0;
+};
+
+// "cpu" (and, once built, "cuda", "vulkan"); throws std::invalid_argument listing the known names.
+std::unique_ptr<Backend> make_backend(std::string_view name);
+std::vector<std::string> backend_names();
+
+// The weight bound to `decl`, checked against the graph's declared shape. Checkpoints store
+// some vectors with leading unit dimensions ([1, 1, C] for [C]); those match too.
+const HostTensor& bind_weight(const Graph& graph, const WeightDecl& decl, const WeightMap& weights);
+
+}  // namespace rwkvc

@@ -1,0 +1,52 @@
+// A graph: SSA values, the ops that produce them, and the graph's interface. The recurrent
+// state is explicit: each state slot is a graph input and its updated value a graph output.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/op.h"
+
+namespace rwkvc {
+
+struct Value {
+  std::string name;  // unique within the graph; printed as %name
+  TensorType type;
+  bool operator==(const Value&) const = default;
+};
+
+// A weight, bound by its checkpoint tensor name (e.g. "blocks.0.att.key.weight").
+struct WeightDecl {
+  ValueId value;
+  std::string key;
+  bool operator==(const WeightDecl&) const = default;
+};
+
+// One slot of the recurrent state: read as `input`, written back as `output`. A fresh state
+// holds `init` in every element (0, or -1e30 for RWKV-4's pp).
+struct StateDecl {
+  std::string slot;  // e.g. "blocks.0.att.shift"
+  ValueId input = kNoValue;
+  ValueId output = kNoValue;
+  double init = 0.0;
+  bool operator==(const StateDecl&) const = default;
+};
+
+struct Graph {
+  std::string name;  // the architecture, e.g. "rwkv7"
+  std::vector<Value> values;
+  ValueId tokens = kNoValue;  // i32[T]
+  std::vector<WeightDecl> weights;
+  std::vector<StateDecl> states;
+  std::vector<Op> ops;  // in execution order
+  ValueId logits = kNoValue;
+
+  const Value& value(ValueId id) const { return values.at(static_cast<std::size_t>(id)); }
+  const TensorType& type(ValueId id) const { return value(id).type; }
+  // "%name", for messages and the textual form.
+  std::string ref(ValueId id) const;
+
+  bool operator==(const Graph&) const = default;
+};
+
+}  // namespace rwkvc
