@@ -30,7 +30,7 @@ StateStorage& State::storage_for(std::string_view backend) {
 void Executable::check_tokens(std::span<const std::int32_t> tokens) const {
   if (tokens.empty()) throw std::invalid_argument("the token list is empty: forward needs at least one token");
   for (std::size_t i = 0; i < tokens.size(); ++i)
-    if (tokens[i] < 0 || tokens[i] >= vocab_size_)
+    if (tokens[i] < 0 || (vocab_size_ > 0 && tokens[i] >= vocab_size_))
       throw std::invalid_argument(
           fmt::format("token {} at position {} is outside the vocabulary [0, {})", tokens[i], i, vocab_size_));
 }

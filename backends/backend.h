@@ -66,10 +66,12 @@ class Executable {
   // (naming its position), or a state made by another backend or for another model.
   virtual HostTensor forward(std::span<const std::int32_t> tokens, State& state, const ForwardOptions& options = {}) = 0;
 
- protected:
-  // Checks the tokens against the vocabulary; shared by every backend.
+  // Throws std::invalid_argument for an empty list or a token outside the vocabulary (naming
+  // it and its position); every backend's forward calls it first.
   void check_tokens(std::span<const std::int32_t> tokens) const;
-  std::int64_t vocab_size_ = 0;
+
+ protected:
+  std::int64_t vocab_size_ = 0;  // set by compile; 0 accepts any non-negative token
 };
 
 class Backend {

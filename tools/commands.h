@@ -1,0 +1,12 @@
+// The rwkvc subcommands; each file cmd_<name>.cpp registers one on the application.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace rwkvc::cli {
+
+void add_init_command(CLI::App& app);
+void add_forward_command(CLI::App& app);
+void add_ir_command(CLI::App& app);
+
+}  // namespace rwkvc::cli

@@ -1,0 +1,25 @@
+// Where a command's model comes from: a checkpoint file, or the built-in default (a tiny
+// RWKV-7 with random weights, made in memory) so that everything runs with no download.
+#pragma once
+
+#include <string>
+
+#include "frontend/model.h"
+
+namespace rwkvc::cli {
+
+// The sizes of a released-style model of this shape: FFN 4C and the LoRA ranks the RWKV-7
+// reference derives from C.
+ModelConfig standard_config(Arch arch, std::int64_t layers, std::int64_t embd, std::int64_t vocab,
+                            std::int64_t head_size);
+
+ModelConfig default_model_config();
+inline constexpr std::uint64_t kDefaultModelSeed = 0;
+
+// Loads `path`, or builds the default model when `path` is empty.
+Model load_model_or_default(const std::string& path);
+
+// "tests/models/x.safetensors (rwkv7, 2 layers, embd 64, vocab 256)"
+std::string describe(const Model& model);
+
+}  // namespace rwkvc::cli
