@@ -1,5 +1,7 @@
 // Pieces every RWKV version's graph shares: weights declared by checkpoint name, LayerNorm,
 // and the token shift that reads the previous token's row from the state.
+// Builders declare values in separate statements (or braced lists), never in two arguments of
+// one call, whose evaluation order C++ leaves open: the graph must not depend on the compiler.
 #pragma once
 
 #include <string>
@@ -21,8 +23,9 @@ inline ValueId matrix_weight(GraphBuilder& b, const std::string& key, std::int64
 // LN(x; prefix.weight, prefix.bias) over channels.
 inline ValueId layer_norm(GraphBuilder& b, ValueId x, const std::string& prefix, std::int64_t channels,
                           const std::string& name) {
-  return b.layer_norm(x, vector_weight(b, prefix + ".weight", channels), vector_weight(b, prefix + ".bias", channels),
-                      kLayerNormEps, name);
+  ValueId weight = vector_weight(b, prefix + ".weight", channels);
+  ValueId bias = vector_weight(b, prefix + ".bias", channels);
+  return b.layer_norm(x, weight, bias, kLayerNormEps, name);
 }
 
 // The previous token's row for every position: row 0 comes from state `slot`, and the last row

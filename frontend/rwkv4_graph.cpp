@@ -46,7 +46,8 @@ struct Rwkv4Builder {
     b.state_out(p + "aa", wkv[1]);
     b.state_out(p + "bb", wkv[2]);
     b.state_out(p + "pp", wkv[3]);
-    return b.linear(b.mul(r, wkv[0], "rwkv"), mat(p + "output.weight", C, C), "out");
+    ValueId gated = b.mul(r, wkv[0], "rwkv");
+    return b.linear(gated, mat(p + "output.weight", C, C), "out");
   }
 
   ValueId channel_mix(ValueId x, std::int64_t layer) {

@@ -46,21 +46,24 @@ struct Rwkv7Builder {
     ValueId v = b.linear(xv, mat(p + "value.weight", C, C), "v");
 
     // decay = exp(-e^-0.5 * sigmoid(w0 + tanh(xw w1) w2))
-    ValueId w = b.add(vec(p + "w0"), lora(xw, p + "w", cfg.decay_lora, OpKind::tanh, "w.lora"), "w");
-    ValueId decay = b.unary(OpKind::exp, b.mul(b.unary(OpKind::sigmoid, w), b.constant(-std::exp(-0.5), "neg_exp_half")),
-                            "decay");
-    ValueId a = b.unary(OpKind::sigmoid, b.add(vec(p + "a0"), lora(xa, p + "a", cfg.aaa_lora, std::nullopt, "a.lora")),
-                        "a");
+    ValueId w0 = vec(p + "w0");
+    ValueId w = b.add(w0, lora(xw, p + "w", cfg.decay_lora, OpKind::tanh, "w.lora"), "w");
+    ValueId neg_exp_half = b.constant(-std::exp(-0.5), "neg_exp_half");
+    ValueId decay = b.unary(OpKind::exp, b.mul(b.unary(OpKind::sigmoid, w), neg_exp_half), "decay");
+    ValueId a0 = vec(p + "a0");
+    ValueId a = b.unary(OpKind::sigmoid, b.add(a0, lora(xa, p + "a", cfg.aaa_lora, std::nullopt, "a.lora")), "a");
     ValueId g = lora(xg, p + "g", cfg.gate_lora, OpKind::sigmoid, "g");
 
     ValueId kk = b.l2_norm(b.mul(k, vec(p + "k_k")), H, kL2NormEps, "kk");
     ValueId one = b.constant(1.0, "one");
-    k = b.mul(k, b.add(one, b.mul(b.sub(a, one), vec(p + "k_a"))), "k.gated");
+    ValueId k_a = vec(p + "k_a");
+    k = b.mul(k, b.add(one, b.mul(b.sub(a, one), k_a)), "k.gated");
 
     if (layer == 0) {
       v_first = v;
     } else {
-      ValueId gate = b.unary(OpKind::sigmoid, b.add(vec(p + "v0"), lora(xv, p + "v", cfg.mv_lora, std::nullopt, "v.lora")));
+      ValueId v0 = vec(p + "v0");
+      ValueId gate = b.unary(OpKind::sigmoid, b.add(v0, lora(xv, p + "v", cfg.mv_lora, std::nullopt, "v.lora")));
       v = b.lerp(v, v_first, gate, "v.mixed");
     }
 
@@ -69,13 +72,17 @@ struct Rwkv7Builder {
                     {"wkv", "wkv.state"});
     b.state_out(p + "wkv", wkv[1]);
 
-    ValueId y = b.group_norm(wkv[0], vec(p + "ln_x.weight"), vec(p + "ln_x.bias"), H, kGroupNormEps, "y.norm");
+    ValueId ln_x_weight = vec(p + "ln_x.weight");
+    ValueId ln_x_bias = vec(p + "ln_x.bias");
+    ValueId y = b.group_norm(wkv[0], ln_x_weight, ln_x_bias, H, kGroupNormEps, "y.norm");
     // The bonus term: per head, (sum of r*k*r_k) * v.
-    ValueId rk = b.mul(b.mul(r, k), b.reshape(b.weight(p + "r_k", TensorType{DType::f32, Shape{H, N}}), {C}), "rk");
+    ValueId r_k = b.reshape(b.weight(p + "r_k", TensorType{DType::f32, Shape{H, N}}), {C});
+    ValueId rk = b.mul(b.mul(r, k), r_k, "rk");
     ValueId rk_sum = b.op1(OpKind::reduce_sum, {b.reshape(rk, {kSeq, H, N})}, {}, "rk.sum");
     ValueId bonus = b.reshape(b.mul(rk_sum, b.reshape(v, {kSeq, H, N})), {kSeq, C}, "bonus");
     y = b.add(y, bonus, "y");
-    return b.linear(b.mul(y, g, "y.gated"), mat(p + "output.weight", C, C), "out");
+    ValueId gated = b.mul(y, g, "y.gated");
+    return b.linear(gated, mat(p + "output.weight", C, C), "out");
   }
 
   ValueId channel_mix(ValueId x, std::int64_t layer) {

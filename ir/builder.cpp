@@ -49,7 +49,12 @@ void GraphBuilder::set_logits(ValueId value) { graph_.logits = value; }
 std::vector<ValueId> GraphBuilder::op(OpKind kind, std::vector<ValueId> operands, Attrs attrs,
                                       std::vector<std::string> names) {
   std::vector<TensorType> operand_types;
-  for (ValueId id : operands) operand_types.push_back(graph_.type(id));
+  for (std::size_t i = 0; i < operands.size(); ++i) {
+    if (operands[i] < 0 || static_cast<std::size_t>(operands[i]) >= graph_.values.size())
+      throw IrError(fmt::format("op #{} {}: operand {} is value #{}, which does not exist", graph_.ops.size(),
+                                op_name(kind), i, operands[i]));
+    operand_types.push_back(graph_.type(operands[i]));
+  }
   InferredTypes inferred = infer_result_types(kind, operand_types, attrs);
   if (!inferred.error.empty()) {
     std::string operand_list;

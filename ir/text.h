@@ -10,7 +10,7 @@ namespace rwkvc {
 
 std::string print_graph(const Graph& graph);
 
-// Parses and verifies; throws IrError with "line:column: message" on malformed text.
+// Parses and verifies; throws IrError with "line L, column C: message" on malformed text.
 Graph parse_graph(std::string_view text);
 
 }  // namespace rwkvc

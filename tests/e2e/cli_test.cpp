@@ -75,7 +75,7 @@ TEST_CASE("forward in rnn and chunk modes prints the same logits as gpt mode", "
   CHECK(compare(std::span<const double>(read_npy(chunk.string()).values), std::span<const double>(g.values)).relative <= 1e-5);
 }
 
-TEST_CASE("--save-state then --state-in continues the sequence", "[e2e][cli]") {
+TEST_CASE("a state saved by forward and loaded with --state-in continues the sequence", "[e2e][cli]") {
   auto state = scratch("state.safetensors"), split = scratch("split.npy"), whole = scratch("whole.npy");
   REQUIRE(run_tool(fmt::format("forward --model {} --tokens 9,8,7 --save-state {}", kModel7, state.string())).exit_code == 0);
   REQUIRE(run_tool(fmt::format("forward --model {} --tokens 6,5 --state-in {} --save-logits {}", kModel7, state.string(),
