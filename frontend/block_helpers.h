@@ -43,6 +43,24 @@ inline ValueId embed(GraphBuilder& b, std::int64_t vocab, std::int64_t channels)
   return layer_norm(b, x, "blocks.0.ln0", channels, "x.ln0");
 }
 
+// Every block: x += TimeMix(LN(x; ln1)); x += ChannelMix(LN(x; ln2)). The mixers take the
+// normalised input and the layer index and return the residual branch.
+template <typename TimeMix, typename ChannelMix>
+ValueId residual_blocks(GraphBuilder& b, ValueId x, std::int64_t layers, std::int64_t channels, TimeMix time_mix,
+                        ChannelMix channel_mix) {
+  for (std::int64_t i = 0; i < layers; ++i) {
+    std::string scope = "blocks." + std::to_string(i) + ".";
+    b.set_scope(scope);
+    ValueId att_out = time_mix(layer_norm(b, x, scope + "ln1", channels, "x.ln1"), i);
+    b.set_scope(scope);
+    x = b.add(x, att_out, "x.att");
+    ValueId ffn_out = channel_mix(layer_norm(b, x, scope + "ln2", channels, "x.ln2"), i);
+    b.set_scope(scope);
+    x = b.add(x, ffn_out, "x.ffn");
+  }
+  return x;
+}
+
 // logits = LN(x; ln_out) head^T
 inline ValueId head(GraphBuilder& b, ValueId x, std::int64_t vocab, std::int64_t channels) {
   b.set_scope("");

@@ -63,18 +63,9 @@ struct Rwkv4Builder {
 
   Graph build() {
     ValueId x = block::embed(b, cfg.vocab, C);
-    for (std::int64_t i = 0; i < cfg.layers; ++i) {
-      std::string scope = fmt::format("blocks.{}.", i);
-      b.set_scope(scope);
-      ValueId att_in = block::layer_norm(b, x, scope + "ln1", C, "x.ln1");
-      ValueId att_out = time_mix(att_in, i);
-      b.set_scope(scope);
-      x = b.add(x, att_out, "x.att");
-      ValueId ffn_in = block::layer_norm(b, x, scope + "ln2", C, "x.ln2");
-      ValueId ffn_out = channel_mix(ffn_in, i);
-      b.set_scope(scope);
-      x = b.add(x, ffn_out, "x.ffn");
-    }
+    x = block::residual_blocks(
+        b, x, cfg.layers, C, [&](ValueId in, std::int64_t i) { return time_mix(in, i); },
+        [&](ValueId in, std::int64_t i) { return channel_mix(in, i); });
     b.set_logits(block::head(b, x, cfg.vocab, C));
     return b.finish();
   }
