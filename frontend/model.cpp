@@ -6,7 +6,9 @@
 
 #include <fmt/format.h>
 
+#include "frontend/pth_reader.h"
 #include "frontend/safetensors.h"
+#include "frontend/zip_archive.h"
 
 namespace rwkvc {
 
@@ -30,13 +32,10 @@ Checkpoint read_safetensors_checkpoint(const std::string& path) {
   return {std::move(file.tensors), std::move(file.metadata)};
 }
 
-Checkpoint read_pytorch_checkpoint(const std::string& path) {
-  throw std::invalid_argument(fmt::format(
-      "'{}' is a PyTorch .pth checkpoint, which rwkvc cannot read yet: convert it to safetensors", path));
-}
+Checkpoint read_pytorch_checkpoint(const std::string& path) { return {read_pth(path), {}}; }
 
 // A .pth is a zip archive.
-constexpr CheckpointFormat kPytorch{"PyTorch .pth", std::string_view("PK\x03\x04", 4), read_pytorch_checkpoint};
+constexpr CheckpointFormat kPytorch{"PyTorch .pth", kZipSignature, read_pytorch_checkpoint};
 constexpr CheckpointFormat kSafetensors{"safetensors", {}, read_safetensors_checkpoint};
 constexpr CheckpointFormat kSignedFormats[] = {kPytorch};
 

@@ -15,6 +15,19 @@ struct Value {
   bool operator==(const Value&) const = default;
 };
 
+// The body of a kernel region (`%a, %b = region "kind"(%x, %y) { ... }`): a small graph of its
+// own. Its values are numbered locally (printed %0, %1, ...): the first `arguments` stand for
+// the region's operands, in order and of the same types; the ops define the rest in order;
+// `yields` gives, per region result, the local value it returns.
+struct Region {
+  std::string kind;  // the fusion that made it: "token_shift_mix", "wkv", "elementwise", "folded"
+  std::size_t arguments = 0;
+  std::vector<TensorType> values;  // by local ValueId
+  std::vector<Op> ops;             // in execution order; operands and results are local ids
+  std::vector<ValueId> yields;     // local ids, one per region result
+  bool operator==(const Region&) const = default;
+};
+
 // A weight, bound by its checkpoint tensor name (e.g. "blocks.0.att.key.weight").
 struct WeightDecl {
   ValueId value;

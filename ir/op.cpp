@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "ir/graph.h"
+
 namespace rwkvc {
 
 namespace {
@@ -32,13 +34,18 @@ const AttrValue& find_attr(const Attrs& attrs, std::string_view key, OpKind kind
 
 }  // namespace
 
-const OpInfo& op_info(OpKind kind) { return kOpInfos[static_cast<std::size_t>(kind)]; }
+constexpr OpInfo kRegionInfo{OpKind::region, "region", -1, -1};
+
+const OpInfo& op_info(OpKind kind) {
+  return kind == OpKind::region ? kRegionInfo : kOpInfos.at(static_cast<std::size_t>(kind));
+}
 
 std::span<const OpInfo> all_ops() { return kOpInfos; }
 
 std::optional<OpKind> parse_op_kind(std::string_view name) {
   for (const OpInfo& info : kOpInfos)
     if (info.name == name) return info.kind;
+  if (name == kRegionInfo.name) return OpKind::region;
   return std::nullopt;
 }
 
@@ -79,6 +86,13 @@ std::span<const AttrSpec> op_attr_specs(OpKind kind) {
     case OpKind::constant: return kConstantAttrs;
     default: return {};
   }
+}
+
+bool Op::operator==(const Op& other) const {
+  if (kind != other.kind || operands != other.operands || results != other.results || attrs != other.attrs)
+    return false;
+  if (!region || !other.region) return region == other.region;
+  return *region == *other.region;
 }
 
 std::int64_t Op::int_attr(std::string_view key) const {

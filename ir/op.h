@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -43,10 +44,13 @@ namespace rwkvc {
   X(wkv4, "wkv4", 7, 4)               \
   X(wkv7, "wkv7", 7, 2)
 
+// The primitive ops of the table, then `region`: a kernel region (a fused op that holds its
+// body, struct Region in ir/graph.h) with any number of operands and results, typed by its body.
 enum class OpKind {
 #define RWKVC_OP_ENUM(id, text, operands, results) id,
   RWKVC_OPS(RWKVC_OP_ENUM)
 #undef RWKVC_OP_ENUM
+  region
 };
 
 struct OpInfo {
@@ -56,7 +60,8 @@ struct OpInfo {
   int num_results;
 };
 
-const OpInfo& op_info(OpKind kind);
+const OpInfo& op_info(OpKind kind);  // region: operands and results -1 (any)
+// The primitive ops of the table (not `region`, whose types come from its body).
 std::span<const OpInfo> all_ops();
 std::optional<OpKind> parse_op_kind(std::string_view name);
 inline std::string_view op_name(OpKind kind) { return op_info(kind).name; }
@@ -72,17 +77,23 @@ using Attrs = std::map<std::string, AttrValue, std::less<>>;
 using ValueId = std::int32_t;
 inline constexpr ValueId kNoValue = -1;
 
+struct Region;
+
 struct Op {
   OpKind kind;
   std::vector<ValueId> operands;
   std::vector<ValueId> results;
   Attrs attrs;
+  // The body of a `region` op (null for every other op). Shared and immutable, so copying a
+  // graph is cheap; a pass that changes a body makes a new one.
+  std::shared_ptr<const Region> region = nullptr;
 
   std::int64_t int_attr(std::string_view key) const;
   double float_attr(std::string_view key) const;
   const std::vector<std::int64_t>& ints_attr(std::string_view key) const;
 
-  bool operator==(const Op&) const = default;
+  // Compares region bodies by content, not by pointer.
+  bool operator==(const Op& other) const;
 };
 
 // Attributes each op requires (and accepts: no others), with their kinds.

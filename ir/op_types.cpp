@@ -157,6 +157,8 @@ std::vector<TensorType> infer(OpKind kind, std::span<const TensorType> in, const
     }
     case OpKind::constant:
       return {TensorType{DType::f32, Shape{}}};
+    case OpKind::region:
+      fail("a region's result types come from its body, not from a typing rule");
     case OpKind::wkv4: {
       // (w, u, k, v, aa, bb, pp) -> (y, aa, bb, pp)
       expect_rank(in[2], 2, "k (operand 2)");

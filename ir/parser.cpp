@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -74,7 +75,7 @@ class Lexer {
       } else if (c == '"') {
         t.kind = Token::Kind::string;
         lex_string(t);
-      } else if (std::string_view("{}()[],=:").find(c) != std::string_view::npos) {
+      } else if (std::string_view("{}()[],=:^").find(c) != std::string_view::npos) {
         t.kind = Token::Kind::punct;
         t.text = take();
       } else {
@@ -271,8 +272,24 @@ class Parser {
     error(slot, fmt::format("no state slot '{}' is declared above", slot.text));
   }
 
-  // %a, %b = opname(%x, %y) {key = value, ...} : type, type
+  // Where an op's values live: the graph, or a region's body.
+  struct Scope {
+    std::function<ValueId(const Token&)> use;
+    std::function<ValueId(const Token&, TensorType)> define;
+  };
+
   void parse_op() {
+    int line = peek().line;
+    Scope graph_scope{[this](const Token& t) { return use(t); },
+                      [this](const Token& t, TensorType type) { return define(t, std::move(type)); }};
+    Op op = parse_op_in(graph_scope);
+    op_lines_.push_back(line);
+    graph_.ops.push_back(std::move(op));
+  }
+
+  // %a, %b = opname(%x, %y) {key = value, ...} : type, type
+  // %a, %b = region "kind"(%x, %y) { ^(%0 : type, ...): ops... yield %i, ... } : type, type
+  Op parse_op_in(const Scope& scope) {
     std::vector<const Token*> results;
     do {
       results.push_back(&expect(Token::Kind::value, "a result name (%name)"));
@@ -282,15 +299,19 @@ class Parser {
     std::optional<OpKind> kind = parse_op_kind(name.text);
     if (!kind) error(name, fmt::format("unknown op '{}'", name.text));
     Op op{*kind, {}, {}, {}};
+    std::string region_kind;
+    if (*kind == OpKind::region) region_kind = expect(Token::Kind::string, "the region's kind (a string)").text;
 
     expect_punct('(');
     if (!accept_punct(')')) {
       do {
-        op.operands.push_back(use(expect(Token::Kind::value, "an operand (%name)")));
+        op.operands.push_back(scope.use(expect(Token::Kind::value, "an operand (%name)")));
       } while (accept_punct(','));
       expect_punct(')');
     }
-    if (accept_punct('{') && !accept_punct('}')) {
+    if (*kind == OpKind::region) {
+      op.region = parse_body(std::move(region_kind));
+    } else if (accept_punct('{') && !accept_punct('}')) {
       do {
         parse_attr(op.attrs);
       } while (accept_punct(','));
@@ -303,10 +324,53 @@ class Parser {
     } while (accept_punct(','));
     if (types.size() != results.size())
       error(name, fmt::format("{} names {} result(s) but gives {} type(s)", name.text, results.size(), types.size()));
+    for (std::size_t i = 0; i < results.size(); ++i) op.results.push_back(scope.define(*results[i], std::move(types[i])));
+    return op;
+  }
 
-    op_lines_.push_back(results[0]->line);
-    for (std::size_t i = 0; i < results.size(); ++i) op.results.push_back(define(*results[i], std::move(types[i])));
-    graph_.ops.push_back(std::move(op));
+  // { ^(%0 : type, ...): ops... yield %i, ... }: body values are named by their local number,
+  // in order, so that the text and the region's value table agree.
+  std::shared_ptr<const Region> parse_body(std::string kind) {
+    auto region = std::make_shared<Region>();
+    region->kind = std::move(kind);
+    std::vector<int> lines;
+    Scope body{[&](const Token& t) {
+                 std::size_t id = 0;
+                 auto [stop, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), id);
+                 if (ec != std::errc() || stop != t.text.data() + t.text.size() || id >= region->values.size())
+                   error(t, fmt::format("undefined value %{} in the region body", t.text));
+                 return static_cast<ValueId>(id);
+               },
+               [&](const Token& t, TensorType type) {
+                 std::string expected = std::to_string(region->values.size());
+                 if (t.text != expected)
+                   error(t, fmt::format("region body values are numbered in order: expected %{}, found %{}", expected,
+                                        t.text));
+                 region->values.push_back(std::move(type));
+                 return static_cast<ValueId>(region->values.size() - 1);
+               }};
+    expect_punct('{');
+    expect_punct('^');
+    expect_punct('(');
+    if (!accept_punct(')')) {
+      do {
+        const Token& argument = expect(Token::Kind::value, "a body argument (%0)");
+        expect_punct(':');
+        body.define(argument, parse_type());
+      } while (accept_punct(','));
+      expect_punct(')');
+    }
+    expect_punct(':');
+    region->arguments = region->values.size();
+    while (peek().kind == Token::Kind::value) region->ops.push_back(parse_op_in(body));
+    expect_keyword("yield");
+    if (peek().kind == Token::Kind::value) {
+      do {
+        region->yields.push_back(body.use(expect(Token::Kind::value, "a yielded value (%i)")));
+      } while (accept_punct(','));
+    }
+    expect_punct('}');
+    return region;
   }
 
   void parse_attr(Attrs& attrs) {

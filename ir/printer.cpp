@@ -1,5 +1,7 @@
 // print_graph: one declaration or op per line, in value-id order, so that parse_graph (which
 // numbers values as it meets them) rebuilds the same value table. docs/ir.md gives the grammar.
+#include <functional>
+
 #include <fmt/format.h>
 
 #include "ir/text.h"
@@ -39,6 +41,45 @@ std::string attr_text(const AttrValue& value) {
   if (auto* i = std::get_if<std::int64_t>(&value)) return std::to_string(*i);
   if (auto* f = std::get_if<double>(&value)) return float_text(*f);
   return to_string(Shape(std::get<std::vector<std::int64_t>>(value)));  // "[T, 2, 32]"
+}
+
+using NameOf = std::function<std::string(ValueId)>;
+
+std::string ref_list(const std::vector<ValueId>& ids, const NameOf& ref) {
+  std::string s;
+  for (ValueId id : ids) s += (s.empty() ? "" : ", ") + ref(id);
+  return s;
+}
+
+// One op (a region: several lines, its body indented two more spaces), ending in a newline.
+// `ref` and `type` name and type the values of the scope the op lives in.
+std::string op_text(const Op& op, const NameOf& ref, const NameOf& type, const std::string& indent) {
+  std::string line = fmt::format("{}{} = {}", indent, ref_list(op.results, ref), op_name(op.kind));
+  if (op.region) line += fmt::format(" {}", quoted(op.region->kind));
+  line += fmt::format("({})", ref_list(op.operands, ref));
+  if (!op.attrs.empty()) {
+    std::string attrs;
+    for (const auto& [key, value] : op.attrs) attrs += (attrs.empty() ? "" : ", ") + key + " = " + attr_text(value);
+    line += " {" + attrs + "}";
+  }
+  if (op.region) {
+    const Region& r = *op.region;
+    auto exists = [&](ValueId id) { return id >= 0 && static_cast<std::size_t>(id) < r.values.size(); };
+    NameOf local_ref = [](ValueId id) { return fmt::format("%{}", id); };
+    NameOf local_type = [&](ValueId id) {
+      return exists(id) ? to_string(r.values[static_cast<std::size_t>(id)]) : std::string("?");
+    };
+    std::string inner = indent + "  ";
+    std::string arguments;
+    for (std::size_t i = 0; i < r.arguments && i < r.values.size(); ++i)
+      arguments += fmt::format("{}%{} : {}", i ? ", " : "", i, to_string(r.values[i]));
+    line += " {\n" + inner + "^(" + arguments + "):\n";
+    for (const Op& body_op : r.ops) line += op_text(body_op, local_ref, local_type, inner);
+    line += inner + "yield " + ref_list(r.yields, local_ref) + "\n" + indent + "}";
+  }
+  std::string types;
+  for (ValueId id : op.results) types += (types.empty() ? "" : ", ") + type(id);
+  return line + " : " + types + "\n";
 }
 
 class Printer {
@@ -85,20 +126,7 @@ class Printer {
   }
 
   void print_op(const Op& op) {
-    auto refs = [&](const std::vector<ValueId>& ids) {
-      std::string s;
-      for (ValueId id : ids) s += (s.empty() ? "" : ", ") + g_.ref(id);
-      return s;
-    };
-    std::string line = fmt::format("  {} = {}({})", refs(op.results), op_name(op.kind), refs(op.operands));
-    if (!op.attrs.empty()) {
-      std::string attrs;
-      for (const auto& [key, value] : op.attrs) attrs += (attrs.empty() ? "" : ", ") + key + " = " + attr_text(value);
-      line += " {" + attrs + "}";
-    }
-    std::string types;
-    for (ValueId id : op.results) types += (types.empty() ? "" : ", ") + type_text(id);
-    out_ += line + " : " + types + "\n";
+    out_ += op_text(op, [&](ValueId id) { return g_.ref(id); }, [&](ValueId id) { return type_text(id); }, "  ");
   }
 
   const Graph& g_;

@@ -3,6 +3,7 @@
 // describes the earliest thing to fix.
 #include "ir/verifier.h"
 
+#include <algorithm>
 #include <map>
 
 #include <fmt/format.h>
@@ -51,6 +52,72 @@ std::string describe(const AttrValue& value) {
   return "the list " + to_string(Shape(std::get<std::vector<std::int64_t>>(value)));
 }
 
+// A region's body, checked like a graph of its own: arguments match the operands, each op's
+// operands are defined before it and its results have the inferred types (nested regions
+// recurse), and the yields give the region's result types. Messages name the body op by its
+// index and first local value ("body op #3 mul (%5)").
+void check_body(const Region* region, std::span<const TensorType> operands, std::span<const TensorType> results) {
+  if (region == nullptr) fail("has no body");
+  const Region& r = *region;
+  auto exists = [&](ValueId id) { return id >= 0 && static_cast<std::size_t>(id) < r.values.size(); };
+  if (r.arguments != operands.size())
+    fail("the body has {} argument(s) for {} operand(s)", r.arguments, operands.size());
+  if (r.values.size() < r.arguments) fail("the body declares {} argument(s) but only {} value(s)", r.arguments, r.values.size());
+  for (std::size_t i = 0; i < operands.size(); ++i)
+    if (r.values[i] != operands[i])
+      fail("body argument %{} has type {}, but operand {} is {}", i, to_string(r.values[i]), i, to_string(operands[i]));
+
+  std::vector<bool> defined(r.values.size(), false);
+  std::fill(defined.begin(), defined.begin() + static_cast<std::ptrdiff_t>(r.arguments), true);
+  for (std::size_t i = 0; i < r.ops.size(); ++i) {
+    const Op& op = r.ops[i];
+    std::string label = fmt::format("body op #{} {}", i, op_name(op.kind));
+    if (!op.results.empty()) label += fmt::format(" (%{})", op.results[0]);
+    std::vector<TensorType> operand_types;
+    for (std::size_t k = 0; k < op.operands.size(); ++k) {
+      ValueId id = op.operands[k];
+      if (!exists(id) || !defined[static_cast<std::size_t>(id)])
+        fail("{}: operand {} %{} is not defined before it in the body", label, k, id);
+      operand_types.push_back(r.values[static_cast<std::size_t>(id)]);
+    }
+    std::vector<TensorType> result_types;
+    for (ValueId id : op.results) {
+      if (!exists(id)) fail("{}: result %{} is outside the body's {} values", label, id, r.values.size());
+      if (defined[static_cast<std::size_t>(id)]) fail("{}: result %{} is defined twice", label, id);
+      result_types.push_back(r.values[static_cast<std::size_t>(id)]);
+    }
+    if (op.kind == OpKind::region) {
+      try {
+        check_body(op.region.get(), operand_types, result_types);
+      } catch (const Problem& p) {
+        fail("{}: {}", label, p.message);
+      }
+    } else {
+      if (op.region) fail("{}: only a region op has a body", label);
+      const OpInfo& info = op_info(op.kind);
+      if (info.num_results >= 0 && op.results.size() != static_cast<std::size_t>(info.num_results))
+        fail("{}: expects {} results, got {}", label, info.num_results, op.results.size());
+      InferredTypes inferred = infer_result_types(op.kind, operand_types, op.attrs);
+      if (!inferred.error.empty()) fail("{}: {}", label, inferred.error);
+      for (std::size_t k = 0; k < op.results.size(); ++k)
+        if (result_types[k] != inferred.types[k])
+          fail("{}: result {} %{} has type {}, but the operands give {}", label, k, op.results[k],
+               to_string(result_types[k]), to_string(inferred.types[k]));
+    }
+    for (ValueId id : op.results) defined[static_cast<std::size_t>(id)] = true;
+  }
+  for (std::size_t id = 0; id < r.values.size(); ++id)
+    if (!defined[id]) fail("body value %{} is defined by no argument and no op", id);
+  if (r.yields.size() != results.size())
+    fail("the body yields {} value(s) for {} result(s)", r.yields.size(), results.size());
+  for (std::size_t k = 0; k < results.size(); ++k) {
+    if (!exists(r.yields[k])) fail("yield {} is %{}, which the body does not define", k, r.yields[k]);
+    if (r.values[static_cast<std::size_t>(r.yields[k])] != results[k])
+      fail("yield {} %{} has type {}, but result {} is {}", k, r.yields[k],
+           to_string(r.values[static_cast<std::size_t>(r.yields[k])]), k, to_string(results[k]));
+  }
+}
+
 class Verifier {
  public:
   explicit Verifier(const Graph& graph) : g_(graph), definer_(graph.values.size()), defined_(graph.values.size()) {}
@@ -71,6 +138,7 @@ class Verifier {
   std::string op_label(std::size_t i) const {
     const Op& op = g_.ops[i];
     std::string label = fmt::format("op #{} {}", i, op_name(op.kind));
+    if (op.region) label += fmt::format(" \"{}\"", op.region->kind);
     if (!op.results.empty()) label += fmt::format(" ({})", g_.ref(op.results[0]));
     return label;
   }
@@ -100,7 +168,7 @@ class Verifier {
     for (const WeightDecl& w : g_.weights) define(w.value, fmt::format("weight '{}'", w.key));
     for (const StateDecl& s : g_.states) define(s.input, fmt::format("state '{}'", s.slot));
     for (std::size_t i = 0; i < g_.ops.size(); ++i) {
-      if (static_cast<std::size_t>(g_.ops[i].kind) >= all_ops().size())
+      if (g_.ops[i].kind != OpKind::region && static_cast<std::size_t>(g_.ops[i].kind) >= all_ops().size())
         fail("op #{} has no kind in the op table ({})", i, static_cast<int>(g_.ops[i].kind));
       for (ValueId r : g_.ops[i].results) define(r, op_label(i));
     }
@@ -161,7 +229,7 @@ class Verifier {
     const OpInfo& info = op_info(op.kind);
     if (info.num_operands >= 0 && op.operands.size() != static_cast<std::size_t>(info.num_operands))
       fail("{}: expects {} operands, got {}", op_label(i), info.num_operands, op.operands.size());
-    if (op.results.size() != static_cast<std::size_t>(info.num_results))
+    if (info.num_results >= 0 && op.results.size() != static_cast<std::size_t>(info.num_results))
       fail("{}: expects {} results, got {}", op_label(i), info.num_results, op.results.size());
 
     std::vector<TensorType> operand_types;
@@ -173,6 +241,22 @@ class Verifier {
       operand_types.push_back(g_.type(id));
     }
     check_attrs(i);
+
+    if (op.kind == OpKind::region || op.region) {
+      if (op.kind != OpKind::region) fail("{}: only a region op has a body", op_label(i));
+      std::vector<TensorType> result_types;
+      for (ValueId r : op.results) {
+        if (!exists(r)) fail("{}: result is value #{}, which does not exist", op_label(i), r);
+        result_types.push_back(g_.type(r));
+      }
+      try {
+        check_body(op.region.get(), operand_types, result_types);
+      } catch (const Problem& p) {
+        fail("{}: {}", op_label(i), p.message);
+      }
+      for (ValueId r : op.results) defined_[index(r)] = true;
+      return;
+    }
 
     InferredTypes inferred = infer_result_types(op.kind, operand_types, op.attrs);
     if (!inferred.error.empty()) fail("{}: {}", op_label(i), inferred.error);

@@ -9,6 +9,7 @@
 #include "ir/text.h"
 #include "tools/commands.h"
 #include "tools/model_source.h"
+#include "tools/pipeline_options.h"
 
 namespace rwkvc::cli {
 
@@ -17,6 +18,7 @@ namespace {
 struct IrOptions {
   std::string model;
   std::string parse;
+  PipelineOptions pipeline;
 };
 
 std::string read_text(const std::string& path) {
@@ -35,10 +37,10 @@ void run_ir(const IrOptions& o) {
     } catch (const std::exception& e) {
       throw std::invalid_argument(fmt::format("{}: {}", o.parse, e.what()));
     }
-    fmt::print("{}", print_graph(graph));
+    fmt::print("{}", print_graph(apply_pipeline(std::move(graph), o.pipeline)));
     return;
   }
-  fmt::print("{}", print_graph(build_graph(load_model_or_default(o.model).config)));
+  fmt::print("{}", print_graph(apply_pipeline(build_graph(load_model_or_default(o.model).config), o.pipeline)));
 }
 
 }  // namespace
@@ -48,6 +50,7 @@ void add_ir_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("ir", "Print a model's graph as IR text, or parse IR text and print it back");
   cmd->add_option("--model", options->model, "Model file (default: the built-in default model)");
   cmd->add_option("--parse", options->parse, "IR text file to parse, verify and print");
+  add_pipeline_options(*cmd, options->pipeline);
   cmd->callback([options] { run_ir(*options); });
 }
 

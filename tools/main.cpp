@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
   rwkvc::cli::add_init_command(app);
   rwkvc::cli::add_forward_command(app);
   rwkvc::cli::add_ir_command(app);
+  rwkvc::cli::add_convert_command(app);
+  rwkvc::cli::add_info_command(app);
+  rwkvc::cli::add_tokenize_commands(app);
+  rwkvc::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -12,8 +12,9 @@
 namespace rwkvc {
 
 struct CpuExecutable::Frame {
-  Frame(std::size_t value_count, std::int64_t seq_len, std::span<const std::int32_t> tokens)
-      : seq_len(seq_len), tokens(tokens), values(value_count), owned(value_count) {}
+  // `types`: the types of the scope's values by id (the graph's, or a region body's).
+  Frame(std::span<const TensorType> types, std::int64_t seq_len, std::span<const std::int32_t> tokens)
+      : types(types), seq_len(seq_len), tokens(tokens), values(types.size()), owned(types.size()) {}
 
   // A zeroed buffer of `count` floats for value `id`, owned by this frame.
   std::span<float> allocate(ValueId id, std::int64_t count) {
@@ -28,6 +29,7 @@ struct CpuExecutable::Frame {
     values[static_cast<std::size_t>(id)] = {};
   }
 
+  std::span<const TensorType> types;
   std::int64_t seq_len;
   std::span<const std::int32_t> tokens;
   std::vector<std::span<const float>> values;  // by ValueId: owned here, or borrowed (weights, state)
@@ -36,7 +38,8 @@ struct CpuExecutable::Frame {
 
 CpuExecutable::CpuExecutable(Graph graph, const WeightMap& weights)
     : graph_(std::move(graph)), layout_(std::make_shared<StateLayout>(rwkvc::state_layout(graph_))) {
-  Frame known(graph_.values.size(), 1, {});
+  for (const Value& value : graph_.values) types_.push_back(value.type);
+  Frame known(types_, 1, {});
   std::vector<bool> is_known(graph_.values.size(), false);
   for (const WeightDecl& decl : graph_.weights) {
     auto id = static_cast<std::size_t>(decl.value);
@@ -79,6 +82,12 @@ void CpuExecutable::check_supported(const Op& op, std::size_t index) const {
                                 op_name(op.kind), to_string(graph_.type(id)), graph_.ref(id)));
     }
   }
+  // A region's body reads only its arguments: an embedding there would have no tokens to gather by.
+  if (op.region)
+    for (const Op& inner : op.region->ops)
+      if (inner.kind == OpKind::embedding || inner.kind == OpKind::region)
+        throw IrError(fmt::format("op #{} region \"{}\": the CPU backend runs no {} inside a region", index,
+                                  op.region->kind, op_name(inner.kind)));
 }
 
 void CpuExecutable::plan_releases() {
@@ -101,7 +110,7 @@ void CpuExecutable::plan_releases() {
 }
 
 void CpuExecutable::run(const Op& op, Frame& frame) const {
-  auto shape = [&](ValueId id) { return graph_.type(id).shape.bind(frame.seq_len); };
+  auto shape = [&](ValueId id) { return frame.types[static_cast<std::size_t>(id)].shape.bind(frame.seq_len); };
   auto input = [&](std::size_t i) { return frame.values[static_cast<std::size_t>(op.operands[i])]; };
   auto view = [&](std::size_t i) { return cpu::TensorView{input(i), shape(op.operands[i])}; };
   auto input_shape = [&](std::size_t i) { return shape(op.operands[i]); };
@@ -149,6 +158,16 @@ void CpuExecutable::run(const Op& op, Frame& frame) const {
       std::ranges::copy(input(6), state.begin());
       return cpu::wkv7({input(0), input(1), input(2), input(3), input(4), input(5)}, input_shape(6)[1], state, y);
     }
+    case OpKind::region: {
+      // Interpreted: the body's ops run through this same dispatch over a frame of its own.
+      const Region& region = *op.region;
+      Frame body(region.values, frame.seq_len, frame.tokens);
+      for (std::size_t i = 0; i < region.arguments; ++i) body.values[i] = input(i);
+      for (const Op& inner : region.ops) run(inner, body);
+      for (std::size_t i = 0; i < region.yields.size(); ++i)
+        std::ranges::copy(body.values[static_cast<std::size_t>(region.yields[i])], output(i).begin());
+      return;
+    }
     default: break;
   }
   throw IrError(fmt::format("the CPU backend has no kernel for '{}'", op_name(op.kind)));
@@ -164,7 +183,7 @@ HostTensor CpuExecutable::forward(std::span<const std::int32_t> tokens, State& s
   auto& storage = dynamic_cast<CpuStateStorage&>(state.storage_for(kCpuBackendName));
   storage.host().check_matches(*layout_);
 
-  Frame frame(graph_.values.size(), static_cast<std::int64_t>(tokens.size()), tokens);
+  Frame frame(types_, static_cast<std::int64_t>(tokens.size()), tokens);
   for (std::size_t id = 0; id < known_.size(); ++id) frame.values[id] = known_[id];
   for (std::size_t slot = 0; slot < graph_.states.size(); ++slot)
     frame.values[static_cast<std::size_t>(graph_.states[slot].input)] = storage.host().slots[slot];

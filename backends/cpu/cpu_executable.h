@@ -1,5 +1,6 @@
 // The CPU reference's interpreter: walks a verified graph's ops in order with one f32 buffer
-// per value, binding T to the token count of each forward call.
+// per value, binding T to the token count of each forward call. A kernel region runs by
+// interpreting its body with the same per-op dispatch.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +31,7 @@ class CpuExecutable final : public Executable {
   HostTensor read_logits(const Frame& frame, const ForwardOptions& options) const;
 
   Graph graph_;
+  std::vector<TensorType> types_;  // by ValueId: graph_'s value types, as frames read them
   std::shared_ptr<const StateLayout> layout_;
   // By ValueId: the data of values known before any token (weights, constants, and what is
   // computed from them alone); empty for the others.

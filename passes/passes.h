@@ -1,0 +1,16 @@
+// Every optimisation pass: Graph -> Graph over the IR of ir/, knowing nothing of any backend.
+// The pass manager (pass_manager.h) runs them by name, canonicalising and verifying after each.
+#pragma once
+
+#include "ir/graph.h"
+
+namespace rwkvc::passes {
+
+Graph dead_code_elimination(const Graph& graph);      // dce.cpp
+Graph common_subexpressions(const Graph& graph);      // cse.cpp
+Graph fold_constants(const Graph& graph);             // fold_constants.cpp
+Graph fuse_token_shift(const Graph& graph);           // fuse_token_shift.cpp
+Graph fuse_wkv(const Graph& graph);                   // fuse_wkv.cpp
+Graph fuse_elementwise(const Graph& graph);           // fuse_elementwise.cpp
+
+}  // namespace rwkvc::passes

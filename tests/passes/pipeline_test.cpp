@@ -1,0 +1,31 @@
+// The pass manager's pipeline text and presets; malformed pipelines are errors naming the
+// valid passes.
+#include <catch2/catch.hpp>
+
+#include "passes/pass_manager.h"
+
+namespace rwkvc {
+
+TEST_CASE("a pipeline names passes separated by commas, blanks allowed", "[passes][pipeline]") {
+  auto pipeline = passes::parse_pipeline(" cse, dce ");
+  REQUIRE(pipeline.size() == 2);
+  CHECK(pipeline[0]->name == "cse");
+  CHECK(pipeline[1]->name == "dce");
+  CHECK(passes::parse_pipeline("").empty());
+}
+
+TEST_CASE("the presets: -O0 runs nothing, -O1 the cleanups, -O2 every pass", "[passes][pipeline]") {
+  CHECK(passes::preset_pipeline(0).empty());
+  CHECK(passes::preset_pipeline(1) == "fold-constants,cse,dce");
+  CHECK(passes::parse_pipeline(passes::preset_pipeline(2)).size() == passes::all_passes().size());
+  CHECK_THROWS_AS(passes::preset_pipeline(3), std::invalid_argument);
+}
+
+TEST_CASE("an unknown pass or an empty item is an error listing the valid names", "[passes][pipeline]") {
+  CHECK_THROWS_WITH(passes::parse_pipeline("cse,fuse-everything"),
+                    Catch::Contains("unknown pass 'fuse-everything'") && Catch::Contains("fold-constants, cse, dce"));
+  CHECK_THROWS_WITH(passes::parse_pipeline("cse,,dce"), Catch::Contains("item 1 is empty") && Catch::Contains("fuse-wkv"));
+  CHECK_THROWS_WITH(passes::parse_pipeline("dce,"), Catch::Contains("item 1 is empty"));
+}
+
+}  // namespace rwkvc

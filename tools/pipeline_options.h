@@ -1,0 +1,26 @@
+// The optimisation flags every command that compiles a graph shares: -O0..-O2, --passes,
+// --print-ir-after and --stats.
+#pragma once
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "ir/graph.h"
+
+namespace rwkvc::cli {
+
+struct PipelineOptions {
+  int level = 2;
+  std::string passes;          // overrides the level when given
+  std::string print_ir_after;  // a pass name, or "all"
+  bool stats = false;
+};
+
+void add_pipeline_options(CLI::App& cmd, PipelineOptions& options);
+
+// Runs the chosen pipeline over `graph`, printing IR after passes and stats (on stdout) as asked.
+// Throws std::invalid_argument for a malformed pipeline or an unknown --print-ir-after name.
+Graph apply_pipeline(Graph graph, const PipelineOptions& options);
+
+}  // namespace rwkvc::cli
