@@ -1,5 +1,7 @@
 #include "frontend/random_model.h"
 
+#include "frontend/random.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -12,58 +14,34 @@ namespace rwkvc {
 
 namespace {
 
-std::uint64_t splitmix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 std::uint64_t fnv1a(std::string_view text) {
   std::uint64_t hash = 0xcbf29ce484222325ull;
   for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
   return hash;
 }
 
-// xoshiro256** for uniforms, Box-Muller for normals: fully specified, unlike <random>'s
-// distributions.
+// Uniforms from Rng, normals by Box-Muller (keeping the second value of each pair): fully
+// specified, unlike <random>'s distributions.
 class Random {
  public:
-  explicit Random(std::uint64_t seed) {
-    for (std::uint64_t& word : s_) word = splitmix64(seed);
-  }
+  explicit Random(std::uint64_t seed) : rng_(seed) {}
 
-  // Uniform in [0, 1) with 53 random bits.
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-  double uniform(double low, double high) { return low + (high - low) * uniform(); }
+  double uniform(double low, double high) { return rng_.uniform(low, high); }
 
   double normal(double mean, double std) {
     if (has_spare_) {
       has_spare_ = false;
       return mean + std * spare_;
     }
-    double radius = std::sqrt(-2.0 * std::log(1.0 - uniform()));  // 1 - u lies in (0, 1]
-    double angle = 2.0 * std::numbers::pi * uniform();
+    double radius = std::sqrt(-2.0 * std::log(1.0 - rng_.uniform()));  // 1 - u lies in (0, 1]
+    double angle = 2.0 * std::numbers::pi * rng_.uniform();
     spare_ = radius * std::sin(angle);
     has_spare_ = true;
     return mean + std * radius * std::cos(angle);
   }
 
  private:
-  static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  std::uint64_t next() {
-    std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    std::uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-
-  std::uint64_t s_[4];
+  Rng rng_;
   double spare_ = 0.0;
   bool has_spare_ = false;
 };

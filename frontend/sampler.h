@@ -12,27 +12,9 @@
 #include <string_view>
 #include <vector>
 
+#include "frontend/random.h"
+
 namespace rwkvc {
-
-// xoshiro256** seeded through splitmix64: the same numbers on every platform and standard
-// library, which std::mt19937 with the std:: distributions does not promise.
-class Rng {
- public:
-  using Words = std::array<std::uint64_t, 4>;
-
-  explicit Rng(std::uint64_t seed);
-  // Resumes a generator at the position `words()` once reported. Throws std::invalid_argument
-  // for the all-zero state, from which xoshiro never leaves.
-  static Rng from_words(const Words& words);
-
-  std::uint64_t next();
-  double uniform();  // in [0, 1), 53 random bits
-  const Words& words() const { return s_; }
-
- private:
-  Rng() = default;
-  Words s_{};
-};
 
 struct SamplingOptions {
   double temperature = 1.0;      // 0: greedy
