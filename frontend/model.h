@@ -17,7 +17,7 @@ struct Model {
 };
 
 // Reads a checkpoint, recognising its format by its first bytes, and infers its config.
-// Only safetensors is read for now. Throws std::invalid_argument naming the file.
+// Reads safetensors and PyTorch .pth zips. Throws std::invalid_argument naming the file.
 Model load_model(const std::string& path);
 
 }  // namespace rwkvc

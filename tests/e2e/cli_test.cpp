@@ -12,26 +12,11 @@
 #include "e2e_support.h"
 #include "frontend/npy.h"
 #include "frontend/state_file.h"
+#include "tool_runner.h"
 
 namespace rwkvc::test {
 
 namespace {
-
-struct RunResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-RunResult run_tool(const std::string& arguments) {
-  std::string command = fmt::format("{} {} 2>&1", RWKVC_TOOL, arguments);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
 
 std::filesystem::path scratch(const std::string& name) {
   auto dir = std::filesystem::path(RWKVC_BINARY_DIR) / "cli-test";
@@ -44,20 +29,20 @@ const std::string kModel7 = fixture_path("rwkv7-tiny.safetensors");
 const std::string kModel4 = fixture_path("rwkv4-tiny.safetensors");
 
 void expect_failure(const std::string& arguments, const std::string& message_part) {
-  RunResult r = run_tool(arguments);
-  INFO("rwkvc " << arguments << "\n" << r.output);
+  ToolRun r = run_rwkvc_shell(arguments);
+  INFO("rwkvc " << arguments << "\n" << r.out);
   CHECK(r.exit_code != 0);
-  CHECK(r.output.find(message_part) != std::string::npos);
+  CHECK(r.out.find(message_part) != std::string::npos);
 }
 
 }  // namespace
 
 TEST_CASE("forward --save-logits writes [T, vocab] with --all-logits and [vocab] without", "[e2e][cli]") {
   auto all = scratch("all.npy"), last = scratch("last.npy");
-  RunResult r = run_tool(fmt::format("forward --model {} --tokens 5,6,7 --all-logits --save-logits {}", kModel7, all.string()));
-  INFO(r.output);
+  ToolRun r = run_rwkvc_shell(fmt::format("forward --model {} --tokens 5,6,7 --all-logits --save-logits {}", kModel7, all.string()));
+  INFO(r.out);
   REQUIRE(r.exit_code == 0);
-  REQUIRE(run_tool(fmt::format("forward --model {} --tokens 5,6,7 --save-logits {}", kModel7, last.string())).exit_code == 0);
+  REQUIRE(run_rwkvc_shell(fmt::format("forward --model {} --tokens 5,6,7 --save-logits {}", kModel7, last.string())).exit_code == 0);
   NpyArray a = read_npy(all.string()), b = read_npy(last.string());
   CHECK(a.shape == std::vector<std::int64_t>{3, 256});
   CHECK(b.shape == std::vector<std::int64_t>{256});
@@ -67,9 +52,9 @@ TEST_CASE("forward --save-logits writes [T, vocab] with --all-logits and [vocab]
 TEST_CASE("forward in rnn and chunk modes prints the same logits as gpt mode", "[e2e][cli]") {
   auto gpt = scratch("gpt.npy"), rnn = scratch("rnn.npy"), chunk = scratch("chunk.npy");
   std::string base = fmt::format("forward --model {} --tokens 1,2,3,4,5,6,7 --all-logits", kModel4);
-  REQUIRE(run_tool(base + " --save-logits " + gpt.string()).exit_code == 0);
-  REQUIRE(run_tool(base + " --mode rnn --save-logits " + rnn.string()).exit_code == 0);
-  REQUIRE(run_tool(base + " --mode chunk:3 --save-logits " + chunk.string()).exit_code == 0);
+  REQUIRE(run_rwkvc_shell(base + " --save-logits " + gpt.string()).exit_code == 0);
+  REQUIRE(run_rwkvc_shell(base + " --mode rnn --save-logits " + rnn.string()).exit_code == 0);
+  REQUIRE(run_rwkvc_shell(base + " --mode chunk:3 --save-logits " + chunk.string()).exit_code == 0);
   NpyArray g = read_npy(gpt.string());
   CHECK(compare(std::span<const double>(read_npy(rnn.string()).values), std::span<const double>(g.values)).relative <= 1e-5);
   CHECK(compare(std::span<const double>(read_npy(chunk.string()).values), std::span<const double>(g.values)).relative <= 1e-5);
@@ -77,10 +62,10 @@ TEST_CASE("forward in rnn and chunk modes prints the same logits as gpt mode", "
 
 TEST_CASE("a state saved by forward and loaded with --state-in continues the sequence", "[e2e][cli]") {
   auto state = scratch("state.safetensors"), split = scratch("split.npy"), whole = scratch("whole.npy");
-  REQUIRE(run_tool(fmt::format("forward --model {} --tokens 9,8,7 --save-state {}", kModel7, state.string())).exit_code == 0);
-  REQUIRE(run_tool(fmt::format("forward --model {} --tokens 6,5 --state-in {} --save-logits {}", kModel7, state.string(),
+  REQUIRE(run_rwkvc_shell(fmt::format("forward --model {} --tokens 9,8,7 --save-state {}", kModel7, state.string())).exit_code == 0);
+  REQUIRE(run_rwkvc_shell(fmt::format("forward --model {} --tokens 6,5 --state-in {} --save-logits {}", kModel7, state.string(),
                                split.string())).exit_code == 0);
-  REQUIRE(run_tool(fmt::format("forward --model {} --tokens 9,8,7,6,5 --save-logits {}", kModel7, whole.string())).exit_code == 0);
+  REQUIRE(run_rwkvc_shell(fmt::format("forward --model {} --tokens 9,8,7,6,5 --save-logits {}", kModel7, whole.string())).exit_code == 0);
   CHECK(compare(std::span<const double>(read_npy(split.string()).values),
                 std::span<const double>(read_npy(whole.string()).values)).relative <= 1e-5);
 }
@@ -104,7 +89,7 @@ TEST_CASE("forward refuses bad input with a clear message", "[e2e][cli]") {
   }
   SECTION("state from another model shape") {
     auto state = scratch("state4.safetensors");
-    REQUIRE(run_tool(fmt::format("forward --model {} --tokens 1 --save-state {}", kModel4, state.string())).exit_code == 0);
+    REQUIRE(run_rwkvc_shell(fmt::format("forward --model {} --tokens 1 --save-state {}", kModel4, state.string())).exit_code == 0);
     expect_failure(fmt::format("forward --model {} --tokens 1 --state-in {}", kModel7, state.string()), "does not fit");
   }
   SECTION("unknown mode") { expect_failure(fmt::format("forward --model {} --tokens 1 --mode chunk:0", kModel7), "chunk:0"); }
@@ -117,9 +102,9 @@ TEST_CASE("forward refuses bad input with a clear message", "[e2e][cli]") {
 
 TEST_CASE("the committed fixtures are exactly what rwkvc init makes", "[e2e][cli]") {
   auto remade7 = scratch("rwkv7-tiny.safetensors"), remade4 = scratch("rwkv4-tiny.safetensors");
-  REQUIRE(run_tool("init --arch rwkv7 --layers 2 --embd 64 --vocab 256 --head-size 32 --ffn 256 --lora 16 --seed 7 --out " +
+  REQUIRE(run_rwkvc_shell("init --arch rwkv7 --layers 2 --embd 64 --vocab 256 --head-size 32 --ffn 256 --lora 16 --seed 7 --out " +
                    remade7.string()).exit_code == 0);
-  REQUIRE(run_tool("init --arch rwkv4 --layers 2 --embd 64 --vocab 256 --ffn 256 --seed 7 --out " + remade4.string())
+  REQUIRE(run_rwkvc_shell("init --arch rwkv4 --layers 2 --embd 64 --vocab 256 --ffn 256 --seed 7 --out " + remade4.string())
               .exit_code == 0);
   auto bytes = [](const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -132,13 +117,13 @@ TEST_CASE("the committed fixtures are exactly what rwkvc init makes", "[e2e][cli
 TEST_CASE("rwkvc ir prints text that parses back to the same graph", "[e2e][cli]") {
   for (const std::string& model : {kModel7, kModel4}) {
     auto text = scratch("graph.ir");
-    RunResult printed = run_tool(fmt::format("ir --model {}", model));
+    ToolRun printed = run_rwkvc_shell(fmt::format("ir --model {}", model));
     REQUIRE(printed.exit_code == 0);
-    std::ofstream(text) << printed.output;
-    RunResult reparsed = run_tool(fmt::format("ir --parse {}", text.string()));
-    INFO(reparsed.output.substr(0, 2000));
+    std::ofstream(text) << printed.out;
+    ToolRun reparsed = run_rwkvc_shell(fmt::format("ir --parse {}", text.string()));
+    INFO(reparsed.out.substr(0, 2000));
     REQUIRE(reparsed.exit_code == 0);
-    CHECK(reparsed.output == printed.output);
+    CHECK(reparsed.out == printed.out);
   }
 }
 

@@ -1,9 +1,5 @@
 // rwkvc forward --text: a document streamed through the model a piece at a time gives exactly
 // the tokens (and so the state) of the whole text, and memory does not grow with its length.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,12 +12,11 @@
 
 #include "backends/feed_mode.h"
 #include "e2e_support.h"
+#include "tool_runner.h"
 #include "frontend/random_model.h"
 #include "frontend/safetensors.h"
 #include "frontend/state_file.h"
 #include "frontend/tokenizer.h"
-
-extern char** environ;
 
 namespace rwkvc::test {
 
@@ -29,57 +24,11 @@ namespace {
 
 using Catch::Matchers::Contains;
 
-// One folder per test process, removed when the process ends.
-std::filesystem::path scratch_dir() {
-  struct Folder {
-    std::filesystem::path path = std::filesystem::path(RWKVC_BINARY_DIR) / fmt::format("stream-test-{}", ::getpid());
-    Folder() { std::filesystem::create_directories(path); }
-    ~Folder() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static Folder folder;
-  return folder.path;
-}
-
 std::string scratch(const std::string& name) { return (scratch_dir() / name).string(); }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
-
-struct ToolRun {
-  int exit_code;
-  std::string out;  // stdout and stderr together
-};
-
-ToolRun run_rwkvc(const std::vector<std::string>& args) {
-  const std::string out = scratch("output");
-  posix_spawn_file_actions_t files;
-  posix_spawn_file_actions_init(&files);
-  posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&files, 1, 2);
-  std::vector<std::string> all{RWKVC_TOOL};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int spawned = posix_spawn(&pid, RWKVC_TOOL, &files, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&files);
-  REQUIRE(spawned == 0);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(out)};
-}
 
 ToolRun run_ok(const std::vector<std::string>& args) {
   ToolRun r = run_rwkvc(args);
-  INFO(r.out);
+  INFO(r.output());
   REQUIRE(r.exit_code == 0);
   return r;
 }
@@ -98,14 +47,6 @@ StreamReport parse_report(const std::string& output) {
 }
 
 const std::string kModel = fixture_path("rwkv7-tiny.safetensors");
-
-// Token i is byte i: random bytes are exactly as many tokens.
-std::string byte_vocabulary() {
-  std::string path = scratch("bytes.txt"), text;
-  for (int i = 0; i < 256; ++i) text += fmt::format("{} b'\\x{:02x}' 1\n", i, i);
-  write_file(path, text);
-  return path;
-}
 
 // ASCII bytes 0..127 as ids 0..127, and 128 longer tokens that overlap each other ("ab",
 // "aba", runs of 'a' up to 129 bytes): greedy matches that a careless cut between pieces breaks.
@@ -175,7 +116,7 @@ TEST_CASE("streaming a text in small pieces gives the whole text's tokens (greed
 
   StreamReport r = parse_report(run_ok({"forward", "--model", kModel, "--tokenizer", vocab, "--text", path, "--chunk", "7",
                                         "--read-bytes", "97", "--save-state", state})
-                                    .out);
+                                    .output());
   CHECK(r.tokens == whole.size());
   CHECK(state_matches(state, load_model(kModel), whole, 7));
 }
@@ -204,7 +145,7 @@ TEST_CASE("streaming a text in small pieces gives the whole text's tokens (byte-
   std::vector<std::int32_t> whole = tokenizer->encode(text);
   StreamReport r = parse_report(run_ok({"forward", "--model", model_path, "--tokenizer", json, "--text", path, "--chunk", "16",
                                         "--read-bytes", "61", "--save-state", state})
-                                    .out);
+                                    .output());
   CHECK(r.tokens == whole.size());
   CHECK(state_matches(state, model, whole, 16));
 }
@@ -216,7 +157,7 @@ TEST_CASE("peak memory does not grow with the length of the text", "[e2e][stream
     const std::string path = scratch(fmt::format("random-{}.bin", tokens));
     write_file(path, random_bytes(tokens, static_cast<unsigned>(tokens)));
     reports.push_back(parse_report(
-        run_ok({"forward", "--model", kModel, "--tokenizer", vocab, "--text", path, "--chunk", "1024", "--read-bytes", "8192"}).out));
+        run_ok({"forward", "--model", kModel, "--tokenizer", vocab, "--text", path, "--chunk", "1024", "--read-bytes", "8192"}).output()));
     CHECK(reports.back().tokens == tokens);
   }
   INFO("peak RSS at 20k tokens: " << reports[0].rss_kib << " KiB, at 200k: " << reports[1].rss_kib << " KiB");
@@ -232,13 +173,13 @@ TEST_CASE("forward --text refuses a tokenizer that does not fit the model, and a
   write_file(empty, "");
   ToolRun r = run_rwkvc({"forward", "--model", kModel, "--tokenizer", vocab, "--text", empty});
   CHECK(r.exit_code != 0);
-  CHECK_THAT(r.out, Contains("has token ids up to 299"));
+  CHECK_THAT(r.output(), Contains("has token ids up to 299"));
   r = run_rwkvc({"forward", "--model", kModel, "--tokenizer", byte_vocabulary(), "--text", empty});
   CHECK(r.exit_code != 0);
-  CHECK_THAT(r.out, Contains("is empty"));
+  CHECK_THAT(r.output(), Contains("is empty"));
   r = run_rwkvc({"forward", "--model", kModel, "--tokenizer", byte_vocabulary(), "--text", empty, "--all-logits"});
   CHECK(r.exit_code != 0);
-  CHECK_THAT(r.out, Contains("--all-logits"));
+  CHECK_THAT(r.output(), Contains("--all-logits"));
 }
 
 }  // namespace rwkvc::test
