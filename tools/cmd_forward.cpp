@@ -99,7 +99,7 @@ void run_forward(const ForwardCliOptions& o) {
   std::vector<std::int32_t> tokens = parse_token_list(o.tokens);
   FeedMode mode = FeedMode::parse(o.mode);
   Model model = load_model_or_default(o.model);
-  auto exe = make_backend(o.backend)->compile(apply_pipeline(build_graph(model.config), o.pipeline), model.weights);
+  auto exe = compile_model(model, o.backend, o.pipeline);
   State state = initial_state(*exe, o.state_in);
   HostTensor logits = feed(*exe, tokens, state, mode, o.all_logits);
 
@@ -220,7 +220,7 @@ void run_forward_text(const ForwardCliOptions& o) {
     throw std::invalid_argument(fmt::format(
         "tokenizer '{}' has token ids up to {}, but the model {} has a vocabulary of {}: they do not belong together",
         o.tokenizer, tokenizer->vocab_size() - 1, describe(model), model.config.vocab));
-  auto exe = make_backend(o.backend)->compile(apply_pipeline(build_graph(model.config), o.pipeline), model.weights);
+  auto exe = compile_model(model, o.backend, o.pipeline);
   State state = initial_state(*exe, o.state_in);
 
   const auto chunk = static_cast<std::size_t>(o.chunk);

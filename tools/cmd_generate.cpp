@@ -218,7 +218,7 @@ void run_generate(const GenerateCliOptions& o) {
     throw std::invalid_argument(fmt::format(
         "tokenizer '{}' has token ids up to {}, but the model {} has a vocabulary of {}: they do not belong together",
         o.tokenizer, tokenizer->vocab_size() - 1, describe(model), vocab));
-  auto exe = make_backend(o.backend)->compile(apply_pipeline(build_graph(model.config), o.pipeline), model.weights);
+  auto exe = compile_model(model, o.backend, o.pipeline);
 
   State state = exe->new_state();
   GenerationMetadata resumed;

@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <stdexcept>
+
+#include "frontend/graph_builders.h"
 #include "frontend/random_model.h"
 
 namespace rwkvc::cli {
@@ -46,6 +49,17 @@ Model load_model_or_default(const std::string& path) {
   model.config = default_model_config();
   model.weights = make_random_model(model.config, kDefaultModelSeed);
   return model;
+}
+
+std::unique_ptr<Executable> compile_model(const Model& model, const std::string& backend,
+                                          const PipelineOptions& pipeline) {
+  Graph graph = apply_pipeline(build_graph(model.config), pipeline);
+  auto target = make_backend(backend);
+  try {
+    return target->compile(graph, model.weights);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(fmt::format("{}: {}", model.path, e.what()));
+  }
 }
 
 std::string describe(const Model& model) {

@@ -13,6 +13,7 @@
 
 #include "../frontend/pth_test_support.h"
 #include "e2e_support.h"
+#include "tool_runner.h"
 #include "frontend/npy.h"
 #include "frontend/pth_reader.h"
 #include "frontend/safetensors.h"
@@ -21,32 +22,17 @@ namespace rwkvc::test {
 
 namespace {
 
-struct ToolRun {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-ToolRun rwkvc(const std::string& arguments) {
-  FILE* pipe = ::popen(fmt::format("{} {} 2>&1", RWKVC_TOOL, arguments).c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
 void succeed(const std::string& arguments) {
-  ToolRun r = rwkvc(arguments);
-  INFO("rwkvc " << arguments << "\n" << r.output);
+  ToolRun r = run_rwkvc_shell(arguments);
+  INFO("rwkvc " << arguments << "\n" << r.out);
   REQUIRE(r.exit_code == 0);
 }
 
 void expect_failure(const std::string& arguments, const std::vector<std::string>& parts) {
-  ToolRun r = rwkvc(arguments);
-  INFO("rwkvc " << arguments << "\n" << r.output);
+  ToolRun r = run_rwkvc_shell(arguments);
+  INFO("rwkvc " << arguments << "\n" << r.out);
   CHECK(r.exit_code == 1);
-  for (const std::string& part : parts) CHECK(r.output.find(part) != std::string::npos);
+  for (const std::string& part : parts) CHECK(r.out.find(part) != std::string::npos);
 }
 
 std::filesystem::path scratch(const std::string& name) {
@@ -54,15 +40,6 @@ std::filesystem::path scratch(const std::string& name) {
   std::filesystem::create_directories(dir);
   std::filesystem::remove(dir / name);
   return dir / name;
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
 }
 
 // Every position's logits of `tokens` through `model`, as forward saves them.
@@ -107,10 +84,10 @@ TEST_CASE("forward gives identical logits on a .pth and on safetensors of the sa
 
 TEST_CASE("convert writes every tensor's bytes and dtype, atomically", "[e2e][pth]") {
   auto out = scratch("rwkv7.safetensors");
-  ToolRun r = rwkvc(fmt::format("convert {} {}", kPth7, out.string()));
-  INFO(r.output);
+  ToolRun r = run_rwkvc_shell(fmt::format("convert {} {}", kPth7, out.string()));
+  INFO(r.out);
   REQUIRE(r.exit_code == 0);
-  CHECK(r.output.find("69 tensors") != std::string::npos);
+  CHECK(r.out.find("69 tensors") != std::string::npos);
   CHECK(same_tensors(read_safetensors(out.string()).tensors, read_safetensors(kSafetensors7).tensors));
 
   auto bf16 = scratch("rwkv4-bf16.safetensors");
@@ -122,7 +99,7 @@ TEST_CASE("convert writes every tensor's bytes and dtype, atomically", "[e2e][pt
   // safetensors in, the same file out.
   auto again = scratch("again.safetensors");
   succeed(fmt::format("convert {} {}", bf16.string(), again.string()));
-  CHECK(file_bytes(again) == file_bytes(bf16));
+  CHECK(read_file(again) == read_file(bf16));
 
   std::vector<std::string> leftovers;
   for (const auto& entry : std::filesystem::directory_iterator(out.parent_path()))
@@ -134,33 +111,33 @@ TEST_CASE("info describes a checkpoint of either format", "[e2e][pth]") {
   std::int64_t parameters = 0;
   for (const auto& [name, t] : read_safetensors(kSafetensors7).tensors) parameters += t.numel();
   for (auto [file, format] : {std::pair{kPth7, "PyTorch .pth"}, std::pair{kSafetensors7, "safetensors"}}) {
-    ToolRun r = rwkvc(fmt::format("info --model {}", file));
-    INFO(r.output);
+    ToolRun r = run_rwkvc_shell(fmt::format("info --model {}", file));
+    INFO(r.out);
     REQUIRE(r.exit_code == 0);
     for (const std::string& line :
          {fmt::format("format: {}\n", format), std::string("version: RWKV-7 (rwkv7)\n"), std::string("layers: 2\n"),
           std::string("embd: 64\n"), std::string("vocab: 256\n"), std::string("head size: 32 (2 heads)\n"),
           std::string("ffn: 256\n"), std::string("lora ranks: decay 16, a 16, v 16, gate 16\n"),
           fmt::format("parameters: {} (", parameters), std::string("dtype: f32\n")})
-      CHECK(r.output.find(line) != std::string::npos);
+      CHECK(r.out.find(line) != std::string::npos);
   }
 
-  ToolRun r4 = rwkvc(fmt::format("info --model {}", fixture_path("rwkv4-tiny-f16.pth")));
-  INFO(r4.output);
-  CHECK(r4.output.find("version: RWKV-4 (rwkv4)\n") != std::string::npos);
-  CHECK(r4.output.find("dtype: f16\n") != std::string::npos);
-  CHECK(r4.output.find("head size") == std::string::npos);
+  ToolRun r4 = run_rwkvc_shell(fmt::format("info --model {}", fixture_path("rwkv4-tiny-f16.pth")));
+  INFO(r4.out);
+  CHECK(r4.out.find("version: RWKV-4 (rwkv4)\n") != std::string::npos);
+  CHECK(r4.out.find("dtype: f16\n") != std::string::npos);
+  CHECK(r4.out.find("head size") == std::string::npos);
 
   WeightMap mixed = read_safetensors(fixture_path("rwkv4-tiny.safetensors")).tensors;
   mixed.at("head.weight") = read_pth(fixture_path("rwkv4-tiny-f16.pth")).at("head.weight");
   auto path = scratch("mixed.safetensors");
   write_safetensors(path.string(), mixed);
-  ToolRun rm = rwkvc(fmt::format("info --model {}", path.string()));
-  CHECK(rm.output.find("dtype: f16 (1 tensor), f32 (41 tensors)\n") != std::string::npos);
+  ToolRun rm = run_rwkvc_shell(fmt::format("info --model {}", path.string()));
+  CHECK(rm.out.find("dtype: f16 (1 tensor), f32 (41 tensors)\n") != std::string::npos);
 }
 
 TEST_CASE("damaged .pth checkpoints are refused through the command line", "[e2e][pth]") {
-  ZipEditor zip(file_bytes(kPth7));
+  ZipEditor zip(read_file(kPth7));
   auto bad = scratch("bad.pth");
   SECTION("a tensor of the wrong shape: [32, 64] where the model needs [64, 64]") {
     std::string pickle = zip.contents("archive/data.pkl");
