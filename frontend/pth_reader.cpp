@@ -1,5 +1,7 @@
 #include "frontend/pth_reader.h"
 
+#include "frontend/mapped_file.h"
+
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -45,48 +47,6 @@ constexpr std::string_view kAllowedGlobals[] = {pickle::kOrderedDict,    kRebuil
                                                 kRebuildParameter,       kStorageTypes[0].global,
                                                 kStorageTypes[1].global, kStorageTypes[2].global};
 
-// The whole file mapped read-only; unmapped when the last tensor viewing it dies.
-class MappedFile {
- public:
-  static std::shared_ptr<const MappedFile> open(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::invalid_argument(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
-    struct stat info {};
-    if (::fstat(fd, &info) != 0) {
-      int error = errno;
-      ::close(fd);
-      throw std::invalid_argument(fmt::format("cannot read '{}': {}", path, std::strerror(error)));
-    }
-    if (!S_ISREG(info.st_mode)) {
-      ::close(fd);
-      throw std::invalid_argument(fmt::format("cannot read '{}': not a regular file", path));
-    }
-    auto size = static_cast<std::size_t>(info.st_size);
-    void* address = nullptr;
-    if (size > 0) {  // mmap refuses a zero-length mapping
-      address = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (address == MAP_FAILED) {
-        int error = errno;
-        ::close(fd);
-        throw std::invalid_argument(fmt::format("cannot map '{}': {}", path, std::strerror(error)));
-      }
-    }
-    ::close(fd);  // the mapping stays valid without the descriptor
-    return std::shared_ptr<const MappedFile>(new MappedFile(static_cast<const std::byte*>(address), size));
-  }
-  ~MappedFile() {
-    if (size_ > 0) ::munmap(const_cast<std::byte*>(data_), size_);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-
-  std::span<const std::byte> bytes() const { return {data_, size_}; }
-
- private:
-  MappedFile(const std::byte* data, std::size_t size) : data_(data), size_(size) {}
-  const std::byte* data_;
-  std::size_t size_;
-};
 
 // One persistent id: a storage of `numel` elements of `dtype`, the bytes of an archive entry.
 struct Storage {
