@@ -1,6 +1,5 @@
-// Raw deflate streams (RFC 1951), the compression zip archives use. Written here rather than
-// taken from zlib so the frontend links no further library: torch.save never compresses, so this
-// only serves archives that another tool re-packed.
+// Raw deflate streams (RFC 1951), the compression zip archives use, inflated by zlib.
+// torch.save never compresses; this serves archives that another tool re-packed.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,7 @@
 #include "frontend/zip_archive.h"
 
+#include <zlib.h>
+
 #include <array>
 #include <bit>
 #include <cstring>
@@ -57,24 +59,6 @@ struct Fields {
   }
 };
 
-// Slicing-by-8: eight table lookups per 8 bytes, several GB/s, since every stored byte of a
-// checkpoint passes through here once on load.
-using Crc32Tables = std::array<std::array<std::uint32_t, 256>, 8>;
-
-constexpr Crc32Tables make_crc32_tables() {
-  Crc32Tables t{};
-  for (std::uint32_t i = 0; i < 256; ++i) {
-    std::uint32_t crc = i;
-    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (crc & 1 ? 0xedb88320u : 0u);
-    t[0][i] = crc;
-  }
-  for (std::size_t k = 1; k < 8; ++k)
-    for (std::size_t i = 0; i < 256; ++i) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xff];
-  return t;
-}
-
-constexpr Crc32Tables kCrc32Tables = make_crc32_tables();
-
 // The end record closes the file, followed only by its own comment; searched from the back.
 std::optional<std::uint64_t> find_end_record(const Fields& f) {
   std::uint64_t size = f.bytes.size();
@@ -87,20 +71,8 @@ std::optional<std::uint64_t> find_end_record(const Fields& f) {
 }  // namespace
 
 std::uint32_t zip_crc32(std::span<const std::byte> bytes) {
-  const Crc32Tables& t = kCrc32Tables;
-  std::uint32_t crc = 0xffffffff;
-  const std::byte* p = bytes.data();
-  std::size_t n = bytes.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint32_t low, high;
-    std::memcpy(&low, p, 4);
-    std::memcpy(&high, p + 4, 4);
-    low ^= crc;
-    crc = t[7][low & 0xff] ^ t[6][(low >> 8) & 0xff] ^ t[5][(low >> 16) & 0xff] ^ t[4][low >> 24] ^ t[3][high & 0xff] ^
-          t[2][(high >> 8) & 0xff] ^ t[1][(high >> 16) & 0xff] ^ t[0][high >> 24];
-  }
-  for (; n > 0; ++p, --n) crc = t[0][(crc ^ std::to_integer<std::uint32_t>(*p)) & 0xff] ^ (crc >> 8);
-  return ~crc;
+  return static_cast<std::uint32_t>(
+      ::crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<z_size_t>(bytes.size())));
 }
 
 ZipArchive::ZipArchive(std::span<const std::byte> bytes, std::shared_ptr<const void> owner, std::string origin)
