@@ -48,6 +48,18 @@ class State {
 
 struct ForwardOptions {
   bool all_logits = false;  // logits for every position ([T, V]) instead of the last ([V])
+  // Measure the call's device time with device events (CUDA events, Vulkan timestamp queries);
+  // stats().device_seconds reports it. Off by default: timing can cost a synchronisation.
+  bool time_on_device = false;
+};
+
+// What an executable reports of itself and of its last forward call (for --stats and bench).
+struct ExecutionStats {
+  std::int64_t kernels_per_forward = 0;  // kernels (dispatches, launches) the last forward call ran
+  double device_seconds = -1.0;          // the last forward's device time; < 0 when not measured
+  std::int64_t weight_bytes = 0;         // bytes of weights as the backend holds them
+  std::int64_t device_bytes = 0;         // all device memory the executable holds (0 on the CPU)
+  std::int64_t state_bytes = 0;          // one state's bytes
 };
 
 class Executable {
@@ -66,6 +78,8 @@ class Executable {
   // (naming its position), or a state made by another backend or for another model.
   virtual HostTensor forward(std::span<const std::int32_t> tokens, State& state, const ForwardOptions& options = {}) = 0;
 
+  virtual ExecutionStats stats() const { return {}; }
+
   // Throws std::invalid_argument for an empty list or a token outside the vocabulary (naming
   // it and its position); every backend's forward calls it first.
   void check_tokens(std::span<const std::int32_t> tokens) const;
@@ -74,17 +88,34 @@ class Executable {
   std::int64_t vocab_size_ = 0;  // set by compile; 0 accepts any non-negative token
 };
 
+// What make_backend takes besides the name.
+struct BackendOptions {
+  int device = 0;  // index into the backend's device list (`rwkvc devices`)
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
+  // The device this backend runs on, in words ("cpu: 2 threads", "vulkan: NVIDIA H100 ...").
+  virtual std::string device_name() const = 0;
   // Throws std::invalid_argument naming the weight if one is missing or has the wrong shape.
   virtual std::unique_ptr<Executable> compile(const Graph& graph, const WeightMap& weights) const = 0;
 };
 
-// "cpu" (and, once built, "cuda", "vulkan"); throws std::invalid_argument listing the known names.
-std::unique_ptr<Backend> make_backend(std::string_view name);
+// "cpu", "vulkan", "cuda" (those this build has). Throws std::invalid_argument listing the known
+// names for another name, and std::runtime_error saying why when the backend has no usable device
+// (e.g. "no CUDA device: libcuda.so.1 not found") or `options.device` is out of range.
+std::unique_ptr<Backend> make_backend(std::string_view name, const BackendOptions& options = {});
 std::vector<std::string> backend_names();
+
+// One backend's devices, for `rwkvc devices`: their names in index order, or why there are none.
+struct DeviceList {
+  std::string backend;
+  std::vector<std::string> devices;
+  std::string unavailable;  // e.g. "no CUDA device (libcuda.so.1 not found)"; empty when usable
+};
+std::vector<DeviceList> list_devices();  // every backend of this build
 
 // The weight bound to `decl`, checked against the graph's declared shape. Checkpoints store
 // some vectors with leading unit dimensions ([1, 1, C] for [C]); those match too.

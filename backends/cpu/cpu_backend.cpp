@@ -1,5 +1,8 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <algorithm>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "backends/cpu/cpu_executable.h"
@@ -14,6 +17,9 @@ namespace {
 class CpuBackend final : public Backend {
  public:
   std::string_view name() const override { return kCpuBackendName; }
+  std::string device_name() const override {
+    return fmt::format("cpu: {} hardware threads, f32", std::max(1u, std::thread::hardware_concurrency()));
+  }
 
   std::unique_ptr<Executable> compile(const Graph& graph, const WeightMap& weights) const override {
     verify(graph);
