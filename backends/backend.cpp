@@ -51,4 +51,9 @@ const HostTensor& bind_weight(const Graph& graph, const WeightDecl& decl, const 
   return it->second;
 }
 
+HostTensor weight_as_declared(const Graph& graph, const WeightDecl& decl, const WeightMap& weights) {
+  const TensorType& want = graph.type(decl.value);
+  return bind_weight(graph, decl, weights).converted(want.dtype).reshaped(want.shape);
+}
+
 }  // namespace rwkvc

@@ -120,5 +120,9 @@ std::vector<DeviceList> list_devices();  // every backend of this build
 // The weight bound to `decl`, checked against the graph's declared shape. Checkpoints store
 // some vectors with leading unit dimensions ([1, 1, C] for [C]); those match too.
 const HostTensor& bind_weight(const Graph& graph, const WeightDecl& decl, const WeightMap& weights);
+// bind_weight's tensor in the shape and dtype the graph declares (the lower-precision pass
+// declares f16/bf16 for matrices a checkpoint may store in f32): shares the bytes when they
+// already agree, else a rounded copy (round to nearest even).
+HostTensor weight_as_declared(const Graph& graph, const WeightDecl& decl, const WeightMap& weights);
 
 }  // namespace rwkvc

@@ -87,6 +87,30 @@ std::vector<float> HostTensor::to_f32() const {
   return out;
 }
 
+HostTensor HostTensor::converted(DType dtype) const {
+  if (!is_float(dtype_) || !is_float(dtype))
+    throw std::logic_error(fmt::format("cannot convert a {} tensor to {}", dtype_name(dtype_), dtype_name(dtype)));
+  if (dtype == dtype_) return *this;
+  std::vector<float> values = to_f32();
+  if (dtype == DType::f32) return from_f32(shape_, std::move(values));
+  HostTensor out(dtype, shape_);
+  std::uint16_t (*round)(float) = dtype == DType::f16 ? float_to_half : float_to_bf16;
+  std::byte* bytes = out.mutable_data();
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    std::uint16_t bits = round(values[i]);
+    std::memcpy(bytes + 2 * i, &bits, 2);
+  }
+  return out;
+}
+
+HostTensor HostTensor::reshaped(Shape shape) const {
+  if (shape.numel() != numel())
+    throw std::logic_error(fmt::format("cannot view {} elements as {}", numel(), to_string(shape)));
+  HostTensor out = *this;
+  out.shape_ = std::move(shape);
+  return out;
+}
+
 float half_to_float(std::uint16_t h) {
   std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
   std::uint32_t exponent = (h >> 10) & 0x1fu;

@@ -37,6 +37,11 @@ class HostTensor {
   std::span<const std::int32_t> i32() const;
   // Every element as float, converting f16/bf16.
   std::vector<float> to_f32() const;
+  // The same values as a float `dtype`, rounded to nearest even; shares the bytes when the dtype
+  // already matches. Float tensors only.
+  HostTensor converted(DType dtype) const;
+  // The same bytes under another shape with as many elements.
+  HostTensor reshaped(Shape shape) const;
 
  private:
   DType dtype_ = DType::f32;
