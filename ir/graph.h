@@ -2,6 +2,7 @@
 // state is explicit: each state slot is a graph input and its updated value a graph output.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -9,9 +10,14 @@
 
 namespace rwkvc {
 
+inline constexpr std::int32_t kNoBuffer = -1;
+
 struct Value {
   std::string name;  // unique within the graph; printed as %name
   TensorType type;
+  // The activation buffer plan-memory placed this op result in (printed "@3" after its type);
+  // values whose lifetimes overlap never share one (the verifier checks). kNoBuffer: unplanned.
+  std::int32_t buffer = kNoBuffer;
   bool operator==(const Value&) const = default;
 };
 

@@ -2,6 +2,7 @@
 // the grammar). Values get ids in the order the text defines them; the verifier runs last.
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -75,7 +76,7 @@ class Lexer {
       } else if (c == '"') {
         t.kind = Token::Kind::string;
         lex_string(t);
-      } else if (std::string_view("{}()[],=:^").find(c) != std::string_view::npos) {
+      } else if (std::string_view("{}()[],=:^@").find(c) != std::string_view::npos) {
         t.kind = Token::Kind::punct;
         t.text = take();
       } else {
@@ -276,12 +277,13 @@ class Parser {
   struct Scope {
     std::function<ValueId(const Token&)> use;
     std::function<ValueId(const Token&, TensorType)> define;
+    bool plans_buffers = false;  // the graph's values may carry "@buffer"; a region body's may not
   };
 
   void parse_op() {
     int line = peek().line;
     Scope graph_scope{[this](const Token& t) { return use(t); },
-                      [this](const Token& t, TensorType type) { return define(t, std::move(type)); }};
+                      [this](const Token& t, TensorType type) { return define(t, std::move(type)); }, true};
     Op op = parse_op_in(graph_scope);
     op_lines_.push_back(line);
     graph_.ops.push_back(std::move(op));
@@ -319,13 +321,27 @@ class Parser {
     }
     expect_punct(':');
     std::vector<TensorType> types;
+    std::vector<std::int32_t> buffers;
     do {
       types.push_back(parse_type());
+      buffers.push_back(accept_punct('@') ? parse_buffer(scope) : kNoBuffer);
     } while (accept_punct(','));
     if (types.size() != results.size())
       error(name, fmt::format("{} names {} result(s) but gives {} type(s)", name.text, results.size(), types.size()));
-    for (std::size_t i = 0; i < results.size(); ++i) op.results.push_back(scope.define(*results[i], std::move(types[i])));
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      op.results.push_back(scope.define(*results[i], std::move(types[i])));
+      if (buffers[i] != kNoBuffer) graph_.values[static_cast<std::size_t>(op.results[i])].buffer = buffers[i];
+    }
     return op;
+  }
+
+  // The number after '@' in "f32[T, 64] @3".
+  std::int32_t parse_buffer(const Scope& scope) {
+    const Token& t = expect(Token::Kind::number, "a buffer number after '@'");
+    if (!scope.plans_buffers) error(t, "values inside a region body live in the kernel, not in planned buffers");
+    std::optional<std::int64_t> n = as_integer(t);
+    if (!n || *n < 0 || *n > INT32_MAX) error(t, fmt::format("a buffer number must be a non-negative integer, found {}", t.text));
+    return static_cast<std::int32_t>(*n);
   }
 
   // { ^(%0 : type, ...): ops... yield %i, ... }: body values are named by their local number,

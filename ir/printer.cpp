@@ -126,7 +126,12 @@ class Printer {
   }
 
   void print_op(const Op& op) {
-    out_ += op_text(op, [&](ValueId id) { return g_.ref(id); }, [&](ValueId id) { return type_text(id); }, "  ");
+    auto planned_type = [&](ValueId id) {
+      std::string text = type_text(id);
+      if (exists(id) && g_.value(id).buffer != kNoBuffer) text += fmt::format(" @{}", g_.value(id).buffer);
+      return text;
+    };
+    out_ += op_text(op, [&](ValueId id) { return g_.ref(id); }, planned_type, "  ");
   }
 
   const Graph& g_;

@@ -3,12 +3,15 @@
 // describes the earliest thing to fix.
 #include "ir/verifier.h"
 
+#include "ir/liveness.h"
+
 #include <algorithm>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "ir/error.h"
+#include "ir/liveness.h"
 
 namespace rwkvc {
 
@@ -128,6 +131,7 @@ class Verifier {
     check_inputs();
     for (std::size_t i = 0; i < g_.ops.size(); ++i) check_op(i);
     check_outputs();
+    check_buffers();
   }
 
  private:
@@ -281,6 +285,38 @@ class Verifier {
       if (!exists(g_.logits)) fail("logits is value #{}, which does not exist", g_.logits);
       if (!is_float(g_.type(g_.logits).dtype))
         fail("logits {} has type {}, expected a float type", g_.ref(g_.logits), to_string(g_.type(g_.logits)));
+    }
+  }
+
+  // plan-memory's placement: only op results sit in buffers, and two values whose lifetimes
+  // overlap never share one.
+  void check_buffers() const {
+    std::vector<std::size_t> definer_op(g_.values.size(), g_.ops.size());
+    for (std::size_t i = 0; i < g_.ops.size(); ++i)
+      for (ValueId r : g_.ops[i].results) definer_op[index(r)] = i;
+    std::map<std::int32_t, std::vector<ValueId>> by_buffer;
+    for (std::size_t id = 0; id < g_.values.size(); ++id) {
+      std::int32_t buffer = g_.values[id].buffer;
+      if (buffer == kNoBuffer) continue;
+      if (buffer < 0) fail("value %{} has buffer {}: buffers are numbered from 0", g_.values[id].name, buffer);
+      if (definer_op[id] == g_.ops.size())
+        fail("value %{} is placed in buffer {}, but only op results live in planned buffers", g_.values[id].name, buffer);
+      if (!is_plannable(g_, g_.ops[definer_op[id]]))
+        fail("value %{} is placed in buffer {}, but {} is a view of its operand's storage", g_.values[id].name, buffer,
+             op_label(definer_op[id]));
+      by_buffer[buffer].push_back(static_cast<ValueId>(id));
+    }
+    if (by_buffer.empty()) return;
+    std::vector<LiveRange> ranges = live_ranges(g_);
+    for (auto& [buffer, values] : by_buffer) {
+      std::sort(values.begin(), values.end(),
+                [&](ValueId a, ValueId b) { return ranges[index(a)].first < ranges[index(b)].first; });
+      for (std::size_t k = 1; k < values.size(); ++k) {
+        const LiveRange& before = ranges[index(values[k - 1])];
+        if (ranges[index(values[k])].first <= before.last)
+          fail("buffer {} holds {} (alive through op #{}) and {} (defined by op #{}) at once", buffer,
+               g_.ref(values[k - 1]), before.last, g_.ref(values[k]), ranges[index(values[k])].first);
+      }
     }
   }
 

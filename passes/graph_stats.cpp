@@ -53,6 +53,23 @@ GraphStats graph_stats(const Graph& graph) {
     stats.peak_activation_bytes_per_token = std::max(stats.peak_activation_bytes_per_token, live);
     live -= freed_after[i];
   }
+
+  // A planned buffer is as large as the largest value placed in it.
+  std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> buffers;  // per token, fixed
+  for (const Value& value : graph.values) {
+    if (value.buffer == kNoBuffer) continue;
+    auto& [per_token, fixed] = buffers[value.buffer];
+    auto element = static_cast<std::int64_t>(dtype_size(value.type.dtype));
+    if (value.type.shape.has_seq())
+      per_token = std::max(per_token, value.type.shape.numel(1) * element);
+    else
+      fixed = std::max(fixed, value.type.shape.numel() * element);
+  }
+  stats.planned_buffers = buffers.size();
+  for (const auto& [buffer, sizes] : buffers) {
+    stats.planned_bytes_per_token += sizes.first;
+    stats.planned_fixed_bytes += sizes.second;
+  }
   return stats;
 }
 
@@ -62,6 +79,9 @@ std::string format_stats(const GraphStats& s) {
   for (const auto& [kind, count] : s.regions) text += fmt::format("regions \"{}\": {}\n", kind, count);
   text += fmt::format("activation bytes per token: {}\npeak live activation bytes per token: {}\n",
                       s.activation_bytes_per_token, s.peak_activation_bytes_per_token);
+  if (s.planned_buffers > 0)
+    text += fmt::format("planned activation memory: {} buffers, {} bytes per token + {} bytes\n", s.planned_buffers,
+                        s.planned_bytes_per_token, s.planned_fixed_bytes);
   return text;
 }
 

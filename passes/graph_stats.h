@@ -17,6 +17,11 @@ struct GraphStats {
   std::map<std::string, std::size_t> regions;            // region kind -> count
   std::int64_t activation_bytes_per_token = 0;  // every per-call result with T, at T = 1
   std::int64_t peak_activation_bytes_per_token = 0;  // the most of those alive at once, in op order
+  // After plan-memory: how many buffers, and what they hold together (bytes per token for the
+  // buffers that grow with T, plus bytes for the fixed ones).
+  std::size_t planned_buffers = 0;
+  std::int64_t planned_bytes_per_token = 0;
+  std::int64_t planned_fixed_bytes = 0;
 };
 
 GraphStats graph_stats(const Graph& graph);

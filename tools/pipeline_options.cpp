@@ -17,11 +17,16 @@ void add_pipeline_options(CLI::App& cmd, PipelineOptions& options) {
                  fmt::format("Comma-separated passes to run instead of the level's ({})", passes::pass_names()));
   cmd.add_option("--print-ir-after", options.print_ir_after, "Print the IR after this pass, or after every pass (all)");
   cmd.add_flag("--stats", options.stats, "Print ops, kernels per layer and activation bytes after the passes");
+  cmd.add_option("--dtype", options.dtype, "Weights' precision: f32, or f16/bf16 (adds lower-precision to the pipeline)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}))
+      ->capture_default_str();
 }
 
 Graph apply_pipeline(Graph graph, const PipelineOptions& options) {
   std::string text = options.passes.empty() ? passes::preset_pipeline(options.level) : options.passes;
-  std::vector<const passes::Pass*> pipeline = passes::parse_pipeline(text);
+  std::string lowering = passes::precision_step(*parse_dtype(options.dtype));
+  if (!lowering.empty()) text += (text.empty() ? "" : ",") + lowering;
+  std::vector<passes::PipelineStep> pipeline = passes::parse_pipeline(text);
   const std::string& after = options.print_ir_after;
   if (!after.empty() && after != "all") passes::parse_pipeline(after);  // rejects an unknown name
   graph = passes::run_pipeline(std::move(graph), pipeline, [&](const passes::Pass& pass, const Graph& g) {

@@ -1,5 +1,5 @@
 // The optimisation flags every command that compiles a graph shares: -O0..-O2, --passes,
-// --print-ir-after and --stats.
+// --dtype, --print-ir-after and --stats.
 #pragma once
 
 #include <string>
@@ -15,6 +15,7 @@ struct PipelineOptions {
   std::string passes;          // overrides the level when given
   std::string print_ir_after;  // a pass name, or "all"
   bool stats = false;
+  std::string dtype = "f32";  // f16 or bf16 add lower-precision=<dtype> to the pipeline
 };
 
 void add_pipeline_options(CLI::App& cmd, PipelineOptions& options);

@@ -15,7 +15,11 @@ CpuExecutable::CpuExecutable(const Graph& graph, const WeightMap& weights) {
   Precomputed precomputed = precompute_token_free(graph, weights);
   graph_ = std::move(precomputed.graph);
   layout_ = std::make_shared<StateLayout>(rwkvc::state_layout(graph_));
-  for (const Value& value : graph_.values) types_.push_back(value.type);
+  for (const Value& value : graph_.values) {
+    types_.push_back(value.type);
+    buffer_of_.push_back(value.buffer);
+    if (value.buffer != kNoBuffer) buffers_.resize(std::max(buffers_.size(), static_cast<std::size_t>(value.buffer) + 1));
+  }
   weights_.resize(graph_.values.size());
   for (const WeightDecl& decl : graph_.weights)
     weights_[static_cast<std::size_t>(decl.value)] = weight_as_declared(graph_, decl, precomputed.weights).to_f32();
@@ -57,6 +61,7 @@ HostTensor CpuExecutable::forward(std::span<const std::int32_t> tokens, State& s
   storage.host().check_matches(*layout_);
 
   cpu::Frame frame(types_, static_cast<std::int64_t>(tokens.size()), tokens);
+  frame.use_plan(buffer_of_, buffers_);
   for (std::size_t id = 0; id < weights_.size(); ++id) frame.values[id] = weights_[id];
   for (std::size_t slot = 0; slot < graph_.states.size(); ++slot)
     frame.values[static_cast<std::size_t>(graph_.states[slot].input)] = storage.host().slots[slot];

@@ -34,6 +34,9 @@ class CpuExecutable final : public Executable {
   std::vector<std::vector<float>> weights_;  // by ValueId: weights' f32 data; empty for other values
   // For each op of graph_: the values it read last, freed right after it.
   std::vector<std::vector<ValueId>> releases_;
+  // plan-memory's placement (by ValueId) and the buffers it names, kept from call to call.
+  std::vector<std::int32_t> buffer_of_;
+  std::vector<std::vector<float>> buffers_;
 };
 
 }  // namespace rwkvc

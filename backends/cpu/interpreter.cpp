@@ -10,9 +10,20 @@
 namespace rwkvc::cpu {
 
 std::span<float> Frame::allocate(ValueId id, std::int64_t count) {
-  std::vector<float>& buffer = owned[static_cast<std::size_t>(id)];
-  buffer.assign(static_cast<std::size_t>(count), 0.0f);
-  values[static_cast<std::size_t>(id)] = buffer;
+  auto n = static_cast<std::size_t>(count);
+  auto index = static_cast<std::size_t>(id);
+  if (index < planned_buffer.size() && planned_buffer[index] != kNoBuffer) {
+    // Growing may move the buffer: only dead values (the verifier proved it) pointed into it.
+    std::vector<float>& buffer = (*planned)[static_cast<std::size_t>(planned_buffer[index])];
+    if (buffer.size() < n) buffer.resize(n);
+    std::span<float> place(buffer.data(), n);
+    std::fill(place.begin(), place.end(), 0.0f);
+    values[index] = place;
+    return place;
+  }
+  std::vector<float>& buffer = owned[index];
+  buffer.assign(n, 0.0f);
+  values[index] = buffer;
   return buffer;
 }
 

@@ -16,15 +16,26 @@ struct Frame {
   Frame(std::span<const TensorType> types, std::int64_t seq_len, std::span<const std::int32_t> tokens)
       : types(types), seq_len(seq_len), tokens(tokens), values(types.size()), owned(types.size()) {}
 
-  // A zeroed buffer of `count` floats for value `id`, owned by this frame.
+  // A zeroed buffer of `count` floats for value `id`: the start of its planned buffer when
+  // plan-memory placed it (see use_plan), else one owned by this frame.
   std::span<float> allocate(ValueId id, std::int64_t count);
+  // Frees an unplanned value's buffer; a planned one stays for the next value placed there.
   void release(ValueId id);
+
+  // Places values as plan-memory did (`buffer_of` by ValueId, kNoBuffer for unplanned ones), in
+  // `buffers`, which outlive the frame so that their memory serves call after call.
+  void use_plan(std::span<const std::int32_t> buffer_of, std::vector<std::vector<float>>& buffers) {
+    planned_buffer = buffer_of;
+    planned = &buffers;
+  }
 
   std::span<const TensorType> types;
   std::int64_t seq_len;
   std::span<const std::int32_t> tokens;
   std::vector<std::span<const float>> values;  // by ValueId: owned here, or borrowed (weights, state)
   std::vector<std::vector<float>> owned;       // by ValueId: the buffers of results computed here
+  std::span<const std::int32_t> planned_buffer;      // by ValueId, or empty: no plan
+  std::vector<std::vector<float>>* planned = nullptr;  // by buffer number
 };
 
 // Throws IrError naming op #`index` if the interpreter cannot run it (a non-float operand, an
