@@ -12,5 +12,7 @@ void add_convert_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);  // tokenize and detokenize
 void add_generate_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_devices_command(CLI::App& app);
 
 }  // namespace rwkvc::cli

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   rwkvc::cli::add_info_command(app);
   rwkvc::cli::add_tokenize_commands(app);
   rwkvc::cli::add_generate_command(app);
+  rwkvc::cli::add_bench_command(app);
+  rwkvc::cli::add_devices_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

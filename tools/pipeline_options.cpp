@@ -11,7 +11,7 @@
 namespace rwkvc::cli {
 
 void add_pipeline_options(CLI::App& cmd, PipelineOptions& options) {
-  cmd.add_option("-O", options.level, "Optimisation level: -O0 (no passes), -O1 (fold-constants,cse,dce), -O2 (all)")
+  cmd.add_option("-O", options.level, "Optimisation level: -O0 (no passes), -O1 (fold-constants,cse,dce), -O2 (every optimisation; --dtype adds lower-precision)")
       ->capture_default_str();
   cmd.add_option("--passes", options.passes,
                  fmt::format("Comma-separated passes to run instead of the level's ({})", passes::pass_names()));
@@ -30,9 +30,9 @@ Graph apply_pipeline(Graph graph, const PipelineOptions& options) {
   const std::string& after = options.print_ir_after;
   if (!after.empty() && after != "all") passes::parse_pipeline(after);  // rejects an unknown name
   graph = passes::run_pipeline(std::move(graph), pipeline, [&](const passes::Pass& pass, const Graph& g) {
-    if (after == "all" || after == pass.name) fmt::print("// IR after {}\n{}", pass.name, print_graph(g));
+    if (after == "all" || after == pass.name) fmt::print(options.report_to, "// IR after {}\n{}", pass.name, print_graph(g));
   });
-  if (options.stats) fmt::print("{}", passes::format_stats(passes::graph_stats(graph)));
+  if (options.stats) fmt::print(options.report_to, "{}", passes::format_stats(passes::graph_stats(graph)));
   return graph;
 }
 

@@ -2,6 +2,7 @@
 // --dtype, --print-ir-after and --stats.
 #pragma once
 
+#include <cstdio>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@ struct PipelineOptions {
   std::string print_ir_after;  // a pass name, or "all"
   bool stats = false;
   std::string dtype = "f32";  // f16 or bf16 add lower-precision=<dtype> to the pipeline
+  std::FILE* report_to = stdout;  // where IR and stats go (generate keeps stdout for its text)
 };
 
 void add_pipeline_options(CLI::App& cmd, PipelineOptions& options);

@@ -1,0 +1,85 @@
+// A graph lowered to a list of steps, each one or a few kernel launches (or a cuBLAS call),
+// plus the CUDA C++ source of every kernel they launch. Steps address memory through slots:
+// one per graph value, then the scratch of region bodies, then the 16-bit staging buffer of
+// cuBLAS inputs; the executable binds each slot to memory before a forward call.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "ir/graph.h"
+
+namespace rwkvc::cuda {
+
+// A kernel of the program's module, found by name once the module is loaded.
+struct KernelHandle {
+  std::string name;
+  cudaKernel_t kernel = nullptr;
+};
+
+// The parameters of one launch, in order, each copied by value.
+class LaunchArgs {
+ public:
+  template <typename T>
+  LaunchArgs& add(const T& value) {
+    std::vector<std::byte> bytes(sizeof(T));
+    std::memcpy(bytes.data(), &value, sizeof(T));
+    storage_.push_back(std::move(bytes));
+    return *this;
+  }
+  std::vector<void*> pointers() {
+    std::vector<void*> out;
+    for (auto& bytes : storage_) out.push_back(bytes.data());
+    return out;
+  }
+
+ private:
+  std::deque<std::vector<std::byte>> storage_;
+};
+
+// What a step sees when it runs.
+struct RunContext {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  std::int64_t T = 1;
+  std::vector<void*> slots;  // memory by slot
+  bool last_logits_only = false;  // the logits' producer computes only the last row
+  std::int64_t launches = 0;
+
+  float* f32(std::size_t slot) const { return static_cast<float*>(slots[slot]); }
+  void launch(const KernelHandle& kernel, dim3 grid, dim3 block, LaunchArgs& args, std::size_t shared_bytes = 0);
+  // A grid-stride launch of blocks of 256 for `count` elements.
+  void launch_elements(const KernelHandle& kernel, std::int64_t count, LaunchArgs& args);
+};
+
+using Step = std::function<void(RunContext&)>;
+
+struct Program {
+  std::vector<Step> steps;
+  std::string source;                 // the module: prelude, templates, entry points, generated kernels
+  std::deque<KernelHandle> kernels;   // every kernel the steps launch
+  std::size_t graph_slots = 0;        // slots [0, graph_slots) are the graph's values
+  // Scratch slot s (slot graph_slots + s) holds region-body values of these shapes, one at a time.
+  std::vector<std::vector<Shape>> scratch;
+  std::size_t staging_slot = 0;       // 16-bit copies of cuBLAS inputs
+  std::vector<Shape> staged;          // the shapes staged there
+  std::set<ValueId> transposed_weights;  // weights read as [K, N]: uploaded as [N, K]
+  std::vector<bool> state_in_place;   // by state slot: the producer writes the state itself
+  bool uses_cublas = false;
+  std::size_t slot_count() const { return staging_slot + 1; }
+};
+
+// `graph` is what precompute_token_free leaves. `weight_dtypes` by ValueId (weights only).
+// Throws IrError for an op or region body no kernel covers.
+Program build_program(const Graph& graph);
+
+}  // namespace rwkvc::cuda

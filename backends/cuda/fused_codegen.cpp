@@ -1,0 +1,317 @@
+#include "backends/cuda/fused_codegen.h"
+
+#include <bit>
+#include <cstdint>
+#include <map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "ir/error.h"
+
+namespace rwkvc::cuda {
+
+namespace {
+
+using Index = std::vector<std::string>;  // one C++ expression (i64) per dimension
+
+std::string dim_text(Dim d) { return d == kSeq ? "T" : std::to_string(d); }
+
+// The element offset of `index` in a row-major tensor of `shape`.
+std::string flat_offset(const Index& index, const Shape& shape) {
+  std::string text;
+  std::string stride;  // empty: 1
+  for (std::size_t i = shape.rank(); i-- > 0;) {
+    if (shape[i] != 1) {
+      std::string term = stride.empty() ? index[i] : fmt::format("{} * {}", index[i], stride);
+      text = text.empty() ? term : term + " + " + text;
+    }
+    stride = stride.empty() ? dim_text(shape[i]) : fmt::format("{} * {}", stride, dim_text(shape[i]));
+  }
+  return text.empty() ? "0" : "(" + text + ")";
+}
+
+// `index` of a `result`-shaped value read from an operand of `shape` broadcast to it.
+Index broadcast_index(const Index& index, const Shape& shape) {
+  std::size_t offset = index.size() - shape.rank();
+  Index out;
+  for (std::size_t i = 0; i < shape.rank(); ++i) out.push_back(shape[i] == 1 ? "0" : index[offset + i]);
+  return out;
+}
+
+bool broadcasts_to(const Shape& shape, const Shape& target) {
+  if (shape.rank() > target.rank()) return false;
+  std::size_t offset = target.rank() - shape.rank();
+  for (std::size_t i = 0; i < shape.rank(); ++i)
+    if (shape[i] != 1 && shape[i] != target[offset + i]) return false;
+  return true;
+}
+
+// Elements with T large: the output with the most is the domain the others broadcast to.
+std::int64_t size_rank(const Shape& shape) { return shape.numel(1 << 20); }
+
+std::string float_literal(double value) {
+  auto f = static_cast<float>(value);
+  return fmt::format("__int_as_float({})", std::bit_cast<std::int32_t>(f));
+}
+
+class Emitter {
+ public:
+  Emitter(const CodegenScope& scope, const std::vector<bool>& materialized) : scope_(scope), materialized_(materialized) {
+    memo_.emplace_back();
+  }
+
+  const Shape& shape(ValueId id) const { return scope_.types[static_cast<std::size_t>(id)].shape; }
+
+  // The name of a local holding value `id` at `index`, emitting the code that computes it.
+  std::string eval(ValueId id, const Index& index) {
+    std::string key = fmt::format("{}@{}", id, fmt::join(index, ","));
+    for (auto it = memo_.rbegin(); it != memo_.rend(); ++it)
+      if (auto found = it->find(key); found != it->end()) return found->second;
+    std::string expr = compute(id, index);
+    std::string name = fresh("v");
+    line(fmt::format("const float {} = {};", name, expr));
+    memo_.back()[key] = name;
+    return name;
+  }
+
+  void line(const std::string& text) { body_ += std::string(indent_, ' ') + text + "\n"; }
+  std::string fresh(const char* prefix) { return fmt::format("{}{}", prefix, counter_++); }
+  void open_scope(const std::string& header) {
+    line(header + " {");
+    indent_ += 2;
+    memo_.emplace_back();
+  }
+  void close_scope() {
+    memo_.pop_back();
+    indent_ -= 2;
+    line("}");
+  }
+
+  const std::string& body() const { return body_; }
+  const std::vector<ValueId>& inputs() const { return inputs_; }
+
+ private:
+  std::string input_name(ValueId id) {
+    auto [it, added] = input_index_.try_emplace(id, inputs_.size());
+    if (added) inputs_.push_back(id);
+    return fmt::format("in{}", it->second);
+  }
+
+  std::string compute(ValueId id, const Index& index) {
+    const TensorType& type = scope_.types[static_cast<std::size_t>(id)];
+    if (materialized_[static_cast<std::size_t>(id)]) {
+      if (type.dtype != DType::f32)
+        throw IrError(fmt::format("generated CUDA kernels read f32 values only, not {} (value %{})", to_string(type), id));
+      return fmt::format("{}[{}]", input_name(id), flat_offset(index, type.shape));
+    }
+    const Op* op = scope_.producer[static_cast<std::size_t>(id)];
+    if (op == nullptr) throw IrError(fmt::format("value %{} has no producer and is not in memory", id));
+    auto operand = [&](std::size_t i) { return op->operands[i]; };
+    auto broadcast = [&](std::size_t i) { return eval(operand(i), broadcast_index(index, shape(operand(i)))); };
+
+    switch (op->kind) {
+      case OpKind::constant: return float_literal(op->float_attr("value"));
+      case OpKind::exp: return fmt::format("expf({})", broadcast(0));
+      case OpKind::neg: return fmt::format("-{}", broadcast(0));
+      case OpKind::sigmoid: return fmt::format("sigmoidf_({})", broadcast(0));
+      case OpKind::tanh: return fmt::format("tanhf({})", broadcast(0));
+      case OpKind::softplus: return fmt::format("softplusf_({})", broadcast(0));
+      case OpKind::relu: {
+        std::string x = broadcast(0);
+        return fmt::format("({0} > 0.0f ? {0} : 0.0f)", x);
+      }
+      case OpKind::square: {
+        std::string x = broadcast(0);
+        return fmt::format("{0} * {0}", x);
+      }
+      case OpKind::add: return fmt::format("{} + {}", broadcast(0), broadcast(1));
+      case OpKind::sub: return fmt::format("{} - {}", broadcast(0), broadcast(1));
+      case OpKind::mul: return fmt::format("{} * {}", broadcast(0), broadcast(1));
+      case OpKind::div: return fmt::format("{} / {}", broadcast(0), broadcast(1));
+      case OpKind::lerp: {
+        std::string a = broadcast(0), b = broadcast(1), t = broadcast(2);
+        return fmt::format("{0} + ({1} - {0}) * {2}", a, b, t);
+      }
+      case OpKind::token_shift: {
+        // Row 0 reads the previous call's row; only that branch touches `prev`.
+        Index rest(index.begin() + 1, index.end());
+        std::string result = fresh("v");
+        line(fmt::format("float {};", result));
+        open_scope(fmt::format("if ({} == 0)", index[0]));
+        line(fmt::format("{} = {};", result, eval(operand(1), rest)));
+        close_scope();
+        open_scope("else");
+        Index previous = index;
+        previous[0] = fmt::format("({} - 1)", index[0]);
+        line(fmt::format("{} = {};", result, eval(operand(0), previous)));
+        close_scope();
+        return result;
+      }
+      case OpKind::last_row: {
+        Index source{fmt::format("({} - 1)", dim_text(shape(operand(0))[0]))};
+        source.insert(source.end(), index.begin(), index.end());
+        return eval(operand(0), source);
+      }
+      case OpKind::reshape: {
+        const Shape& from = shape(operand(0));
+        std::string flat = fresh("f");
+        line(fmt::format("const i64 {} = {};", flat, flat_offset(index, type.shape)));
+        Index source;
+        std::string stride = "1";
+        std::vector<std::string> strides(from.rank());
+        for (std::size_t i = from.rank(); i-- > 0;) {
+          strides[i] = stride;
+          stride = fmt::format("{} * {}", stride, dim_text(from[i]));
+        }
+        for (std::size_t i = 0; i < from.rank(); ++i)
+          source.push_back(i == 0 ? fmt::format("({} / ({}))", flat, strides[i])
+                                  : fmt::format("(({} / ({})) % {})", flat, strides[i], dim_text(from[i])));
+        return eval(operand(0), source);
+      }
+      case OpKind::reduce_sum: return group_sum(operand(0), index, "0", dim_text(shape(operand(0)).back()), "", false);
+      case OpKind::l2_norm: {
+        auto [base, width] = group_of(op, index.back(), shape(operand(0)).back());
+        std::string squares = group_sum(operand(0), index, base, width, "", true);
+        return fmt::format("{} / fmaxf(sqrtf({}), {})", eval(operand(0), index), squares,
+                           float_literal(op->float_attr("eps")));
+      }
+      case OpKind::group_norm:
+      case OpKind::layer_norm: {
+        auto [base, width] = op->kind == OpKind::layer_norm
+                                 ? std::pair<std::string, std::string>{"0", dim_text(shape(operand(0)).back())}
+                                 : group_of(op, index.back(), shape(operand(0)).back());
+        std::string mean = fresh("m");
+        line(fmt::format("const float {} = {} / (float)({});", mean, group_sum(operand(0), index, base, width, "", false),
+                         width));
+        std::string squares = group_sum(operand(0), index, base, width, mean, true);
+        Index channel{index.back()};
+        return fmt::format("({} - {}) * (1.0f / sqrtf({} / (float)({}) + {})) * {} + {}", eval(operand(0), index), mean,
+                           squares, width, float_literal(op->float_attr("eps")), eval(operand(1), channel),
+                           eval(operand(2), channel));
+      }
+      default: break;
+    }
+    throw IrError(fmt::format("a generated CUDA kernel cannot evaluate '{}' inline", op_name(op->kind)));
+  }
+
+  // The group of the last axis that element `last` of an l2_norm / group_norm belongs to.
+  std::pair<std::string, std::string> group_of(const Op* op, const std::string& last, Dim columns) {
+    std::int64_t width = columns / op->int_attr("groups");
+    std::string base = fresh("g");
+    line(fmt::format("const i64 {} = ({} / {}) * {};", base, last, width, width));
+    return {base, std::to_string(width)};
+  }
+
+  // Sum over j < width of x at index with its last axis base + j (squared, less `mean`, if asked).
+  std::string group_sum(ValueId x, const Index& index, const std::string& base, const std::string& width,
+                        const std::string& mean, bool squared) {
+    std::string sum = fresh("s"), j = fresh("j");
+    line(fmt::format("float {} = 0.0f;", sum));
+    open_scope(fmt::format("for (i64 {0} = 0; {0} < {1}; ++{0})", j, width));
+    Index at = index;
+    at.back() = base == "0" ? j : fmt::format("({} + {})", base, j);
+    std::string v = eval(x, at);
+    if (!mean.empty()) {
+      std::string d = fresh("v");
+      line(fmt::format("const float {} = {} - {};", d, v, mean));
+      v = d;
+    }
+    line(squared ? fmt::format("{0} += {1} * {1};", sum, v) : fmt::format("{} += {};", sum, v));
+    close_scope();
+    return sum;
+  }
+
+  const CodegenScope& scope_;
+  const std::vector<bool>& materialized_;
+  std::vector<std::map<std::string, std::string>> memo_;
+  std::vector<ValueId> inputs_;
+  std::map<ValueId, std::size_t> input_index_;
+  std::string body_;
+  int indent_ = 4;
+  int counter_ = 0;
+};
+
+std::uint64_t fnv1a(std::string_view text) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return hash;
+}
+
+FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>& outputs, const Shape& domain,
+                           const std::vector<bool>& materialized) {
+  Emitter emitter(scope, materialized);
+  Index index;
+  for (std::size_t i = 0; i < domain.rank(); ++i) index.push_back(fmt::format("d{}", i));
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    const Shape& shape = emitter.shape(outputs[o]);
+    // An output smaller than the domain is written once, by the threads at index 0 of the
+    // dimensions it broadcasts along.
+    std::vector<std::string> guards;
+    std::size_t offset = domain.rank() - shape.rank();
+    for (std::size_t i = 0; i < domain.rank(); ++i)
+      if ((i < offset || shape[i - offset] == 1) && domain[i] != 1) guards.push_back(index[i] + " == 0");
+    Index at = broadcast_index(index, shape);
+    if (!guards.empty()) emitter.open_scope(fmt::format("if ({})", fmt::join(guards, " && ")));
+    std::string v = emitter.eval(outputs[o], at);
+    emitter.line(fmt::format("out{}[{}] = {};", o, flat_offset(at, shape), v));
+    if (!guards.empty()) emitter.close_scope();
+  }
+
+  std::string params = "i64 T";
+  for (std::size_t o = 0; o < outputs.size(); ++o) params += fmt::format(", float* out{}", o);
+  for (std::size_t i = 0; i < emitter.inputs().size(); ++i) params += fmt::format(", const float* __restrict__ in{}", i);
+  std::string decode = "    i64 rest = e;\n";
+  for (std::size_t i = domain.rank(); i-- > 0;) {
+    if (i == 0)
+      decode += "    const i64 d0 = rest;\n";
+    else
+      decode += fmt::format("    const i64 d{0} = rest % {1};\n    rest /= {1};\n", i, dim_text(domain[i]));
+  }
+  std::string count = "1";
+  for (Dim d : domain.dims()) count += " * " + dim_text(d);
+  std::string text = fmt::format(
+      "(i64 T{}) {{\n  (void)T;\n  const i64 count = {};\n"
+      "  for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < count; e += (i64)gridDim.x * blockDim.x) {{\n"
+      "{}{}  }}\n}}\n",
+      params.substr(5), count, domain.rank() > 0 ? decode : "", emitter.body());
+  std::string name = fmt::format("fused_{:016x}", fnv1a(text));
+  return {name, fmt::format("extern \"C\" __global__ void {}{}", name, text), outputs, emitter.inputs(), domain};
+}
+
+}  // namespace
+
+bool is_generatable(OpKind kind) {
+  switch (kind) {
+    case OpKind::constant:
+    case OpKind::lerp:
+    case OpKind::token_shift:
+    case OpKind::last_row:
+    case OpKind::reshape:
+    case OpKind::reduce_sum:
+    case OpKind::l2_norm:
+    case OpKind::group_norm:
+    case OpKind::layer_norm: return true;
+    default: return is_unary_elementwise(kind) || is_binary_elementwise(kind);
+  }
+}
+
+std::vector<FusedKernel> generate_fused(const CodegenScope& scope, std::span<const ValueId> outputs,
+                                        const std::vector<bool>& materialized) {
+  std::vector<ValueId> left(outputs.begin(), outputs.end());
+  std::vector<FusedKernel> kernels;
+  while (!left.empty()) {
+    auto shape = [&](ValueId id) -> const Shape& { return scope.types[static_cast<std::size_t>(id)].shape; };
+    ValueId largest = left.front();
+    for (ValueId id : left)
+      if (size_rank(shape(id)) > size_rank(shape(largest))) largest = id;
+    Shape domain = shape(largest);
+    std::vector<ValueId> group, rest;
+    for (ValueId id : left) (broadcasts_to(shape(id), domain) ? group : rest).push_back(id);
+    kernels.push_back(generate_group(scope, group, domain, materialized));
+    left = std::move(rest);
+  }
+  return kernels;
+}
+
+}  // namespace rwkvc::cuda

@@ -1,0 +1,39 @@
+// Generated kernels: a set of values computed from already materialised ones by evaluating
+// the ops that define them inline, one thread per element of the largest output (broadcasting
+// by shape). It covers elementwise ops, lerp, token_shift, last_row, reshape, constants and the
+// small reductions (reduce_sum, l2_norm, group_norm, layer_norm, each thread summing its group),
+// which is what kernel regions hold besides matmuls and recurrences.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace rwkvc::cuda {
+
+// Ops a generated kernel can evaluate inline.
+bool is_generatable(OpKind kind);
+
+// A scope's values: their types and, for each, the op that defines it (null for leaves).
+struct CodegenScope {
+  std::span<const TensorType> types;
+  std::vector<const Op*> producer;  // by ValueId
+};
+
+struct FusedKernel {
+  std::string name;    // "fused_" + a hash of the body: identical bodies share one kernel
+  std::string source;  // extern "C" __global__ void name(i64 T, float* out..., const float* in...)
+  std::vector<ValueId> outputs;
+  std::vector<ValueId> inputs;  // materialised values read, in parameter order
+  Shape domain;                 // one thread per element (T bound at launch)
+};
+
+// Kernels that compute `outputs`, one per group of outputs that broadcast to a common shape.
+// `materialized[id]`: the value is in memory (an input); any other value is computed from its
+// producer. Throws IrError for a value that is neither, or an op no kernel can evaluate inline.
+std::vector<FusedKernel> generate_fused(const CodegenScope& scope, std::span<const ValueId> outputs,
+                                        const std::vector<bool>& materialized);
+
+}  // namespace rwkvc::cuda

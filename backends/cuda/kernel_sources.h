@@ -1,0 +1,25 @@
+// The hand-written kernels: CUDA C++ templates kept as source text and compiled by NVRTC
+// together with the generated ones. Each family is a file of its own (kernels_*.cpp); the
+// `extern "C"` entry points that instantiate them are emitted by the program that needs them.
+#pragma once
+
+#include <string>
+
+#include "ir/dtype.h"
+
+namespace rwkvc::cuda {
+
+// Types, f16/bf16 conversions (no CUDA headers needed) and warp/block reductions.
+extern const char* const kPreludeSource;
+// gemv_rows<W, M, VEC>: y[M, N] = x[M, K] W[N, K]^T, one warp per row of W.
+extern const char* const kGemvSource;
+// wkv7_heads<N>, wkv4_channels: the recurrences, state updated in place.
+extern const char* const kWkvSource;
+// layer_norm rows, embedding gathers, activation conversion for cuBLAS, state write-back copies,
+// and a plain matmul for operands the fast paths do not take.
+extern const char* const kMiscSource;
+
+// The CUDA type name of a weight dtype in these sources: "float", "f16", "bf16".
+std::string device_type(DType dtype);
+
+}  // namespace rwkvc::cuda

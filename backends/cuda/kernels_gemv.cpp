@@ -1,0 +1,107 @@
+#include "backends/cuda/kernel_sources.h"
+
+namespace rwkvc::cuda {
+
+// Decode reads every weight once per token: the loads are 16 bytes a lane, four in flight per
+// lane, and bypass L1 (a weight is used once); x is small and re-read by every warp, so it stays
+// cached. Accumulation is f32; each warp reduces its row with shuffles.
+const char* const kGemvSource = R"CUDA(
+template <typename W> struct Pack;
+template <> struct Pack<float> {
+  enum { E = 4 };
+  static __device__ __forceinline__ void unpack(uint4 p, float* f) {
+    f[0] = __uint_as_float(p.x); f[1] = __uint_as_float(p.y); f[2] = __uint_as_float(p.z); f[3] = __uint_as_float(p.w);
+  }
+};
+template <> struct Pack<f16> {
+  enum { E = 8 };
+  static __device__ __forceinline__ void unpack(uint4 p, float* f) {
+    f[0] = half_bits_to_f32(p.x & 0xffffu); f[1] = half_bits_to_f32(p.x >> 16);
+    f[2] = half_bits_to_f32(p.y & 0xffffu); f[3] = half_bits_to_f32(p.y >> 16);
+    f[4] = half_bits_to_f32(p.z & 0xffffu); f[5] = half_bits_to_f32(p.z >> 16);
+    f[6] = half_bits_to_f32(p.w & 0xffffu); f[7] = half_bits_to_f32(p.w >> 16);
+  }
+};
+template <> struct Pack<bf16> {
+  enum { E = 8 };
+  static __device__ __forceinline__ void unpack(uint4 p, float* f) {
+    f[0] = __uint_as_float(p.x << 16); f[1] = __uint_as_float(p.x & 0xffff0000u);
+    f[2] = __uint_as_float(p.y << 16); f[3] = __uint_as_float(p.y & 0xffff0000u);
+    f[4] = __uint_as_float(p.z << 16); f[5] = __uint_as_float(p.z & 0xffff0000u);
+    f[6] = __uint_as_float(p.w << 16); f[7] = __uint_as_float(p.w & 0xffff0000u);
+  }
+};
+
+__device__ __forceinline__ uint4 load_weights(const uint4* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+template <typename W, int M>
+__device__ __forceinline__ void gemv_chunk(uint4 packed, const float* __restrict__ x, int K, int k0, float* acc) {
+  float w[Pack<W>::E];
+  Pack<W>::unpack(packed, w);
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    const float4* xv = reinterpret_cast<const float4*>(x + (i64)m * K + k0);
+#pragma unroll
+    for (int q = 0; q < Pack<W>::E / 4; ++q) {
+      const float4 xx = xv[q];
+      acc[m] = fmaf(w[4 * q], xx.x, acc[m]);
+      acc[m] = fmaf(w[4 * q + 1], xx.y, acc[m]);
+      acc[m] = fmaf(w[4 * q + 2], xx.z, acc[m]);
+      acc[m] = fmaf(w[4 * q + 3], xx.w, acc[m]);
+    }
+  }
+}
+
+// The plain store; a generated epilogue (a matmul_epilogue region's tail) replaces it.
+struct StoreRow {
+  __device__ __forceinline__ void operator()(float* y, int N, int m, int n, float v) const { y[(i64)m * N + n] = v; }
+};
+
+// y[M, N] = x[M, K] W[N, K]^T; blockDim.x / 32 rows of W per block. VEC: K % E == 0 and x, W
+// 16-byte aligned (each row of W then starts aligned too).
+template <typename W, int M, bool VEC, typename Store>
+__device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* __restrict__ w, float* y, int K, int N,
+                                          Store store) {
+  const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const W* wr = w + (i64)row * K;
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+  if (VEC) {
+    constexpr int E = Pack<W>::E;
+    const uint4* w4 = reinterpret_cast<const uint4*>(wr);
+    const int chunks = K / E;
+    int c = lane;
+    for (; c + 96 < chunks; c += 128) {
+      const uint4 p0 = load_weights(w4 + c), p1 = load_weights(w4 + c + 32);
+      const uint4 p2 = load_weights(w4 + c + 64), p3 = load_weights(w4 + c + 96);
+      gemv_chunk<W, M>(p0, x, K, c * E, acc);
+      gemv_chunk<W, M>(p1, x, K, (c + 32) * E, acc);
+      gemv_chunk<W, M>(p2, x, K, (c + 64) * E, acc);
+      gemv_chunk<W, M>(p3, x, K, (c + 96) * E, acc);
+    }
+    for (; c < chunks; c += 32) gemv_chunk<W, M>(load_weights(w4 + c), x, K, c * E, acc);
+  } else {
+    for (int k = lane; k < K; k += 32) {
+      const float wv = to_f32(wr[k]);
+#pragma unroll
+      for (int m = 0; m < M; ++m) acc[m] = fmaf(wv, x[(i64)m * K + k], acc[m]);
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = warp_sum(acc[m]);
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) store(y, N, m, row, acc[m]);
+  }
+}
+)CUDA";
+
+}  // namespace rwkvc::cuda

@@ -1,0 +1,66 @@
+#include <stdexcept>
+
+#include "backends/cuda/kernel_sources.h"
+
+namespace rwkvc::cuda {
+
+std::string device_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return "float";
+    case DType::f16: return "f16";
+    case DType::bf16: return "bf16";
+    case DType::i32: return "int";
+  }
+  throw std::logic_error("unknown dtype");
+}
+
+const char* const kPreludeSource = R"CUDA(
+typedef long long i64;
+typedef unsigned short u16;
+typedef unsigned int u32;
+
+// 16-bit floats as their bits: PTX converts, so no CUDA header is needed.
+struct f16 { u16 bits; };
+struct bf16 { u16 bits; };
+__device__ __forceinline__ float half_bits_to_f32(u32 h) {
+  float f;
+  asm("{ .reg .b16 t; cvt.u16.u32 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "r"(h));
+  return f;
+}
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(f16 x) { return half_bits_to_f32(x.bits); }
+__device__ __forceinline__ float to_f32(bf16 x) { return __uint_as_float(((u32)x.bits) << 16); }
+__device__ __forceinline__ u16 f32_to_f16_bits(float f) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+__device__ __forceinline__ u16 f32_to_bf16_bits(float f) {
+  u16 h;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// The sum over the block of every thread's v (blockDim.x a multiple of 32, at most 1024);
+// every thread gets it. `scratch` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read from a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.0f;
+  return warp_sum(v);
+}
+
+__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+__device__ __forceinline__ float softplusf_(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+)CUDA";
+
+}  // namespace rwkvc::cuda
