@@ -46,7 +46,7 @@ struct GenerateCliOptions {
   std::uint64_t seed = 0;
   bool seed_given = false;
   std::string backend = "cpu";
-  PipelineOptions pipeline{.report_to = stderr};  // stdout carries the generated text
+  PipelineOptions pipeline;
   std::string mode = "gpt";
   std::string state_in;
   std::string state_out;
@@ -301,6 +301,7 @@ void add_generate_command(CLI::App& app) {
   CLI::Option* seed = cmd->add_option("--seed", o->seed, "Random seed (default 0, or the position saved in --state-in)");
   cmd->add_option("--backend", o->backend, "Backend")->capture_default_str();
   add_pipeline_options(*cmd, o->pipeline);
+  o->pipeline.report_to = stderr;  // stdout carries the generated text
   cmd->add_option("--mode", o->mode, "How the prompt is fed: gpt, rnn or chunk:N")->capture_default_str();
   cmd->add_option("--state-in", o->state_in, "Resume from a saved state");
   cmd->add_option("--state-out", o->state_out, "Save the state, sampler included, to resume later");
