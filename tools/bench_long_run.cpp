@@ -1,6 +1,8 @@
 #include "tools/bench_long_run.h"
 
+#include <algorithm>
 #include <chrono>
+#include <span>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -61,9 +63,29 @@ std::string series_name(const LongRunSeries& s) { return fmt::format("{} {}", s.
 
 }  // namespace
 
+namespace {
+
+std::size_t tenth(std::size_t samples) { return std::max<std::size_t>(1, samples / 10); }
+
+double median_p50(std::span<const LongRunSample> samples) {
+  std::vector<double> medians;
+  for (const LongRunSample& s : samples) medians.push_back(s.p50_us);
+  return quantile(medians, 0.5);
+}
+
+}  // namespace
+
+double LongRunSeries::early_latency_us() const {
+  return median_p50(std::span(samples).first(std::min(tenth(samples.size()), samples.size())));
+}
+
+double LongRunSeries::late_latency_us() const {
+  return median_p50(std::span(samples).last(std::min(tenth(samples.size()), samples.size())));
+}
+
 double LongRunSeries::latency_drift() const {
-  if (samples.size() < 2 || samples.front().p50_us <= 0) return 1.0;
-  return samples.back().p50_us / samples.front().p50_us;
+  double early = early_latency_us();
+  return early > 0 ? late_latency_us() / early : 1.0;
 }
 
 std::int64_t LongRunSeries::rss_growth_bytes() const {
@@ -79,15 +101,17 @@ LongRun run_long(const BenchSpec& spec, const LongRunOptions& options,
   run.spec = spec;
   run.options = options;
   run.machine = describe_machine();
+  run.load_before = load_average();
   Model model = load_bench_model(spec);
   run.model = describe(model);
+  run.model_label = model_label(spec, model.config);
   const Graph built = build_graph(model.config);
   for (const std::string& backend_name : spec.backends)
     for (const BenchPipeline& pipeline : spec.pipelines) {
       const std::string label = fmt::format("{} {}", backend_name, pipeline.label);
       std::unique_ptr<Backend> backend;
       try {
-        backend = make_backend(backend_name, BackendOptions{spec.device});
+        backend = make_backend(backend_name, BackendOptions{spec.device_for(backend_name)});
       } catch (const std::runtime_error& e) {
         run.series.push_back({backend_name, pipeline.label, "", "", e.what(), 0, {}});
         progress(fmt::format("{}: skipped: {}", label, e.what()));
@@ -102,6 +126,7 @@ LongRun run_long(const BenchSpec& spec, const LongRunOptions& options,
       series.device = backend->device_name();
       run.series.push_back(std::move(series));
     }
+  run.load_after = load_average();
   return run;
 }
 
@@ -129,12 +154,17 @@ nlohmann::json long_run_json(const LongRun& run) {
                          {"latency_max_us", p.max_us}, {"rss_bytes", p.rss_bytes}, {"device_bytes", p.device_bytes}});
     j.update({{"device", s.device}, {"clock", s.clock}, {"seconds", s.seconds},
               {"tokens_per_s", static_cast<double>(run.options.tokens) / s.seconds},
+              {"latency_early_us", s.early_latency_us()}, {"latency_late_us", s.late_latency_us()},
               {"latency_drift", s.latency_drift()}, {"rss_growth_bytes", s.rss_growth_bytes()}, {"samples", samples}});
     series.push_back(j);
   }
   return {{"format", "rwkvc-bench-long-run/1"},
           {"command", run.spec.command_line},
-          {"machine", {{"cpu", run.machine.cpu_model}, {"hardware_threads", run.machine.hardware_threads}}},
+          {"machine",
+           {{"cpu", run.machine.cpu_model},
+            {"hardware_threads", run.machine.hardware_threads},
+            {"load_average_before", run.load_before},
+            {"load_average_after", run.load_after}}},
           {"model", run.model},
           {"tokens", run.options.tokens},
           {"sample_every", run.options.every},
@@ -155,7 +185,7 @@ std::string long_run_svg(const LongRun& run) {
     latency.series.push_back(l);
     memory.series.push_back(m);
   }
-  return line_chart_svg(fmt::format("rwkvc long run: {} tokens through {}", run.options.tokens, run.model),
+  return line_chart_svg(fmt::format("rwkvc long run: {} tokens, {}", run.options.tokens, run.model_label),
                         "tokens streamed through one state", {latency, memory});
 }
 
@@ -169,10 +199,10 @@ std::string long_run_summary(const LongRun& run) {
     const LongRunSample& first = s.samples.front();
     const LongRunSample& last = s.samples.back();
     out += fmt::format(
-        "{}: {} tokens in {:.1f} s ({:.0f} tokens/s, {} clock); median latency {:.1f} us at {} tokens, {:.1f} us at {} "
-        "(x{:.3f}); RSS {:.1f} MiB at {} tokens, {:.1f} MiB at {} ({:+.1f} KiB)\n",
+        "{}: {} tokens in {:.1f} s ({:.0f} tokens/s, {} clock); median latency {:.1f} us over the first tenth, "
+        "{:.1f} us over the last (x{:.3f}); RSS {:.1f} MiB at {} tokens, {:.1f} MiB at {} ({:+.1f} KiB)\n",
         series_name(s), run.options.tokens, s.seconds, static_cast<double>(run.options.tokens) / s.seconds, s.clock,
-        first.p50_us, first.tokens, last.p50_us, last.tokens, s.latency_drift(), static_cast<double>(first.rss_bytes) / (1 << 20),
+        s.early_latency_us(), s.late_latency_us(), s.latency_drift(), static_cast<double>(first.rss_bytes) / (1 << 20),
         first.tokens, static_cast<double>(last.rss_bytes) / (1 << 20), last.tokens,
         static_cast<double>(s.rss_growth_bytes()) / 1024);
   }
@@ -181,18 +211,20 @@ std::string long_run_summary(const LongRun& run) {
 
 std::string long_run_markdown(const LongRun& run, const std::string& chart, const std::string& csv) {
   std::string md = fmt::format("# rwkvc long run: {} tokens\n\nCommand:\n\n```\n{}\n```\n\n", run.options.tokens, run.spec.command_line);
-  md += fmt::format("- Machine: {} ({} hardware threads)\n- Model: {}\n", run.machine.cpu_model, run.machine.hardware_threads, run.model);
+  md += fmt::format("- Machine: {} ({} hardware threads); load average {:.2f} before, {:.2f} after\n- Model: {}\n",
+                    run.machine.cpu_model, run.machine.hardware_threads, run.load_before, run.load_after, run.model);
   md += fmt::format("- {} tokens streamed through one state, {} per forward call; a sample every {} tokens: the median, "
                     "mean and largest per-token latency of the calls since the previous sample, and the process's "
                     "resident memory (VmRSS) at the sample.\n",
                     run.options.tokens, run.options.chunk, run.options.every);
   if (!csv.empty()) md += fmt::format("- Data: [{}]({})\n", csv, csv);
-  md += "\n| backend | pipeline | tokens/s | first median µs | last median µs | last/first | RSS first MiB | RSS last MiB | RSS growth KiB | clock |\n";
+  md += "- Latency early and late: the median of the sample medians over the first and the last tenth of the run.\n";
+  md += "\n| backend | pipeline | tokens/s | early median µs | late median µs | late/early | RSS first MiB | RSS last MiB | RSS growth KiB | clock |\n";
   md += "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n";
   for (const LongRunSeries& s : run.series) {
     if (!s.skipped.empty() || s.samples.empty()) continue;
     md += fmt::format("| {} | {} | {:.0f} | {:.1f} | {:.1f} | {:.3f} | {:.1f} | {:.1f} | {:+.1f} | {} |\n", s.backend, s.pipeline,
-                      static_cast<double>(run.options.tokens) / s.seconds, s.samples.front().p50_us, s.samples.back().p50_us,
+                      static_cast<double>(run.options.tokens) / s.seconds, s.early_latency_us(), s.late_latency_us(),
                       s.latency_drift(), static_cast<double>(s.samples.front().rss_bytes) / (1 << 20),
                       static_cast<double>(s.samples.back().rss_bytes) / (1 << 20), static_cast<double>(s.rss_growth_bytes()) / 1024,
                       s.clock);

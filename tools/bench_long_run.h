@@ -34,8 +34,11 @@ struct LongRunSeries {
   double seconds = 0;
   std::vector<LongRunSample> samples;
 
-  // Last sample's median latency over the first's (1 = constant).
+  // The median latency of the last tenth of the samples over the first tenth's (1 = constant):
+  // a tenth, not one sample, so a burst of other work on the machine does not decide it.
   double latency_drift() const;
+  double early_latency_us() const;  // the median of the first tenth's medians
+  double late_latency_us() const;   // the same of the last tenth
   // Resident memory at the last sample minus at the first.
   std::int64_t rss_growth_bytes() const;
 };
@@ -45,6 +48,8 @@ struct LongRun {
   LongRunOptions options;
   MachineInfo machine;
   std::string model;
+  std::string model_label;  // short, for the chart's title
+  double load_before = 0, load_after = 0;  // the machine's load average around the run
   std::vector<LongRunSeries> series;
 };
 

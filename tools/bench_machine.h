@@ -16,14 +16,18 @@ struct MachineInfo {
   std::string compiler;           // that built rwkvc
 };
 
+// The 1-minute load average: above zero, other processes shared the CPU while it ran.
+double load_average();
+
 MachineInfo describe_machine();
 
-// Host memory bandwidth in GB/s from the median of several large memcpy calls, counting the
-// bytes read and the bytes written (as STREAM's copy does).
+// Host memory bandwidth in GB/s from the median of several large memcpy calls, one slice per
+// hardware thread at once, counting the bytes read and the bytes written (as STREAM's copy
+// does). A read-only stream (decode) can beat it, so a decode roofline may pass 100%.
 double measure_memcpy_gbs();
 
 // Attainable f32 TFLOP/s of this build on every hardware thread: independent multiply-adds the
-// compiler vectorises with the instruction set rwkvc itself is built for.
+// compiler vectorises with the instruction set rwkvc itself is built for; the best of 5 trials.
 double measure_cpu_peak_tflops();
 
 // Resident memory of this process now (VmRSS) and at its peak since the last reset (VmHWM).

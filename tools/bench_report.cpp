@@ -84,6 +84,19 @@ json result_json(const ComboResult& r, const BenchSpec& spec) {
   return j;
 }
 
+// Per backend: the ceilings its roofline fractions divide by, and where they came from.
+std::map<std::string, std::string> ceiling_lines(const BenchRun& run) {
+  std::map<std::string, std::string> lines;
+  for (const ComboResult& r : run.results) {
+    if (!r.skipped.empty()) continue;
+    std::string bandwidth = r.bandwidth ? fmt::format("{:.1f} GB/s ({})", r.bandwidth->value, r.bandwidth->source)
+                                        : "not given (--bandwidth-gbs)";
+    std::string peak = r.peak ? fmt::format("{:.3f} TFLOP/s ({})", r.peak->value, r.peak->source) : "not given (--peak-tflops)";
+    lines.emplace(r.backend, fmt::format("bandwidth {}; peak {}", bandwidth, peak));
+  }
+  return lines;
+}
+
 }  // namespace
 
 std::vector<SpeedRatio> fusion_ratios(const BenchRun& run) {
@@ -139,6 +152,8 @@ std::string terminal_table(const BenchRun& run) {
                        mib(r.peak_rss_bytes), static_cast<double>(r.state_bytes) / 1024, percent(r.decode_roofline),
                        percent(r.prefill_roofline), r.clock);
   }
+  std::map<std::string, std::string> ceilings = ceiling_lines(run);
+  for (const auto& [backend, text] : ceilings) out += fmt::format("{} roofline: {}\n", backend, text);
   for (const SpeedRatio& s : fusion_ratios(run))
     out += fmt::format("{}: {}/{} decode x{:.2f}, prefill x{:.2f}\n", s.backend, s.numerator, s.denominator, s.decode, s.prefill);
   for (const SpeedRatio& s : cuda_fractions(run))
@@ -148,7 +163,7 @@ std::string terminal_table(const BenchRun& run) {
 
 json bench_json(const BenchRun& run) {
   const BenchSpec& spec = run.spec;
-  const ModelConfig& c = spec.shape ? *spec.shape : ModelConfig{};
+  const ModelConfig& c = run.config;
   json results = json::array();
   for (const ComboResult& r : run.results) results.push_back(result_json(r, spec));
   json pipelines = json::array();
@@ -161,19 +176,25 @@ json bench_json(const BenchRun& run) {
         {"hardware_threads", run.machine.hardware_threads},
         {"memory_bytes", run.machine.memory_bytes},
         {"kernel", run.machine.kernel},
-        {"compiler", run.machine.compiler}}},
+        {"compiler", run.machine.compiler},
+        {"load_average_before", run.load_before},
+        {"load_average_after", run.load_after}}},
       {"model",
        {{"description", run.model},
         {"source", run.model_source},
         {"shape", spec.shape ? json(spec.shape_text) : json(nullptr)},
-        {"layers", spec.shape ? json(c.layers) : json(nullptr)},
+        {"arch", arch_name(c.arch)},
+        {"layers", c.layers},
+        {"embd", c.embd},
+        {"vocab", c.vocab},
+        {"ffn", c.ffn},
         {"load_seconds", run.model_load_seconds}}},
       {"settings",
        {{"prompt", spec.prompt},
         {"gen", spec.gen},
         {"repeat", spec.repeat},
         {"warmup", spec.warmup},
-        {"device", spec.device},
+        {"device", spec.device.all ? json(*spec.device.all) : json(spec.device.by_backend)},
         {"dtype", spec.pipelines.empty() ? "f32" : spec.pipelines.front().options.dtype},
         {"backends", spec.backends},
         {"pipelines", pipelines}}},
@@ -209,28 +230,41 @@ std::string bench_chart_svg(const BenchRun& run) {
   };
   ratio_panel("Fusion: speed over the lowest level (1 = no gain)", fusion_ratios(run), false);
   ratio_panel("Speed as a fraction of CUDA's (1 = as fast)", cuda_fractions(run), true);
-  std::string title = fmt::format("rwkvc bench: {}", run.spec.shape ? run.spec.shape_text : run.model);
+  std::string title = fmt::format("rwkvc bench: {}, {}", run.model_label, run.spec.pipelines.front().options.dtype);
   return bar_chart_svg(title, panels);
 }
 
 std::string bench_markdown(const BenchRun& run, const std::string& chart) {
   const BenchSpec& spec = run.spec;
-  std::string md = fmt::format("# rwkvc bench: {}\n\n", spec.shape ? spec.shape_text : run.model);
+  std::string md = fmt::format("# rwkvc bench: {}\n\n", run.model_label);
   md += fmt::format("Command:\n\n```\n{}\n```\n\n", spec.command_line);
   md += "## Machine\n\n";
   md += fmt::format("- CPU: {} ({} hardware threads), {:.1f} GiB memory\n", run.machine.cpu_model, run.machine.hardware_threads,
                     static_cast<double>(run.machine.memory_bytes) / (1 << 30));
   md += fmt::format("- System: {}; rwkvc built with {}\n", run.machine.kernel, run.machine.compiler);
+  md += fmt::format("- Load average (1 min) {:.2f} before the run and {:.2f} after{}\n", run.load_before, run.load_after,
+                    std::max(run.load_before, run.load_after) > 0.5
+                        ? ": other processes shared the CPU, so host timings carry their noise"
+                        : "");
   std::map<std::string, std::string> devices;
   for (const ComboResult& r : run.results) devices.emplace(r.backend, r.skipped.empty() ? r.device : "skipped: " + r.skipped);
   for (const auto& [backend, device] : devices) md += fmt::format("- Backend {}: {}\n", backend, device);
   md += "\n## Model and workload\n\n";
-  md += fmt::format("- Model: {} ({}); loaded in {:.2f} s\n", run.model, run.model_source, run.model_load_seconds);
+  md += fmt::format("- Model: {}; weights: {}, {} in {:.2f} s\n", run.model, run.model_source,
+                    spec.shape ? "made" : "loaded", run.model_load_seconds);
   md += fmt::format("- Prefill: one forward call over {} tokens, last position's logits only. Decode: {} single-token calls.\n",
                     spec.prompt, spec.gen);
   md += fmt::format("- {} warm-up round(s) excluded, then {} measured round(s); rates are medians over rounds, latencies "
                     "percentiles over every measured decode call.\n",
                     spec.warmup, spec.repeat);
+  for (const BenchPipeline& p : spec.pipelines)
+    for (const ComboResult& r : run.results)
+      if (r.pipeline == p.label && r.skipped.empty()) {
+        md += fmt::format("- {}: a decode call reads {:.2f} MiB of weights ({}); a prefill is {:.3f} GFLOP of matmuls\n",
+                          p.label, static_cast<double>(r.work.decode_bytes_per_token) / (1 << 20), r.work.weight_dtypes,
+                          r.work.prefill_flops(spec.prompt) / 1e9);
+        break;
+      }
   md += "\n## Results\n\n";
   md += "| backend | pipeline | compile s | prefill tok/s | decode tok/s | p50 ms | p99 ms | kernels/token | device MiB | "
         "peak RSS MiB | state KiB | weights | decode roofline | prefill roofline | clock |\n";
@@ -267,14 +301,7 @@ std::string bench_markdown(const BenchRun& run, const std::string& chart) {
         "the graph declares after the passes) x decode tokens/s, over the memory bandwidth. Prefill roofline: 2 x matmul "
         "parameters x prompt tokens (the head once, for the last position) per second, over the peak f32 rate. "
         "Attention-free RWKV does little else, but WKV and norms are not counted.\n";
-  std::map<std::string, std::string> ceilings;
-  for (const ComboResult& r : run.results) {
-    if (!r.skipped.empty()) continue;
-    ceilings.emplace(r.backend, fmt::format("bandwidth {}; peak {}",
-                                            r.bandwidth ? fmt::format("{:.1f} GB/s ({})", r.bandwidth->value, r.bandwidth->source) : "not given (--bandwidth-gbs)",
-                                            r.peak ? fmt::format("{:.3f} TFLOP/s ({})", r.peak->value, r.peak->source) : "not given (--peak-tflops)"));
-  }
-  for (const auto& [backend, text] : ceilings) md += fmt::format("- Ceilings for {}: {}.\n", backend, text);
+  for (const auto& [backend, text] : ceiling_lines(run)) md += fmt::format("- Ceilings for {}: {}.\n", backend, text);
   return md;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -136,6 +137,12 @@ std::vector<std::int32_t> bench_tokens(std::size_t count, std::int64_t vocab, st
   return tokens;
 }
 
+std::string model_label(const BenchSpec& spec, const ModelConfig& c) {
+  std::string shape = fmt::format("{}:L{}:D{}:V{}", arch_name(c.arch), c.layers, c.embd, c.vocab);
+  if (spec.shape) return spec.shape_text;
+  return fmt::format("{} ({})", std::filesystem::path(spec.model_path).filename().string(), shape);
+}
+
 Model load_bench_model(const BenchSpec& spec) {
   if (!spec.shape) return load_model(spec.model_path);
   Model model;
@@ -149,18 +156,21 @@ BenchRun run_bench(const BenchSpec& spec, const std::function<void(const std::st
   BenchRun run;
   run.spec = spec;
   run.machine = describe_machine();
+  run.load_before = load_average();
 
   // The CPU's ceilings are measured before the model takes memory and cache.
   std::optional<Ceiling> cpu_bandwidth, cpu_peak;
   if (std::find(spec.backends.begin(), spec.backends.end(), "cpu") != spec.backends.end()) {
     if (!spec.bandwidth_gbs.get("cpu")) {
       progress("cpu: measuring memory bandwidth (memcpy)");
-      cpu_bandwidth = Ceiling{measure_memcpy_gbs(), "measured: memcpy of 256 MiB, read + write, median of 5"};
+      cpu_bandwidth = Ceiling{measure_memcpy_gbs(),
+                              fmt::format("measured: memcpy of 256 MiB in {} slices at once, read + write, median of 11",
+                                          run.machine.hardware_threads)};
     }
     if (!spec.peak_tflops.get("cpu")) {
       progress("cpu: measuring peak f32 multiply-add rate");
       cpu_peak = Ceiling{measure_cpu_peak_tflops(),
-                         fmt::format("measured: f32 multiply-adds as this build vectorises them, {} threads, median of 3",
+                         fmt::format("measured: f32 multiply-adds as this build vectorises them, {} threads, best of 5",
                                      run.machine.hardware_threads)};
     }
   }
@@ -171,6 +181,8 @@ BenchRun run_bench(const BenchSpec& spec, const std::function<void(const std::st
   Model model = load_bench_model(spec);
   run.model_load_seconds = seconds_since(start);
   run.model = describe(model);
+  run.config = model.config;
+  run.model_label = model_label(spec, model.config);
   run.model_source = spec.shape ? fmt::format("random weights (--shape {}, seed {})", spec.shape_text, spec.seed) : "file";
   const Graph built = build_graph(model.config);
 
@@ -183,7 +195,7 @@ BenchRun run_bench(const BenchSpec& spec, const std::function<void(const std::st
       const std::string label = fmt::format("{} {}", backend_name, pipeline.label);
       std::unique_ptr<Backend> backend;
       try {
-        backend = make_backend(backend_name, BackendOptions{spec.device});
+        backend = make_backend(backend_name, BackendOptions{spec.device_for(backend_name)});
       } catch (const std::runtime_error& e) {
         // No usable device: the other backends still run, and the report says why.
         r.skipped = e.what();
@@ -220,6 +232,7 @@ BenchRun run_bench(const BenchSpec& spec, const std::function<void(const std::st
       run.results.push_back(std::move(r));
     }
   }
+  run.load_after = load_average();
   return run;
 }
 

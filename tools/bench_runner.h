@@ -25,7 +25,7 @@ struct Timing {
 // Where a roofline's denominator came from: a flag, or a measurement on this machine.
 struct Ceiling {
   double value = 0;    // GB/s or TFLOP/s
-  std::string source;  // "--bandwidth-gbs", "memcpy, median of 5", ...
+  std::string source;  // "--bandwidth-gbs", or how it was measured
 };
 
 struct ComboResult {
@@ -68,10 +68,16 @@ struct BenchRun {
   BenchSpec spec;
   MachineInfo machine;
   std::string model;  // describe(model)
+  std::string model_label;  // short, for titles: "rwkv7-tiny.safetensors (rwkv7:L2:D64:V256)"
+  ModelConfig config;
   std::string model_source;  // "file" or "random (--shape ..., seed N)"
   double model_load_seconds = 0;
+  double load_before = 0, load_after = 0;  // the machine's load average around the run
   std::vector<ComboResult> results;
 };
+
+// "rwkv7:L12:D768:V65536", or the file's name with its shape: for titles.
+std::string model_label(const BenchSpec& spec, const ModelConfig& config);
 
 // The model a spec names: the file, or random weights of the shape.
 Model load_bench_model(const BenchSpec& spec);

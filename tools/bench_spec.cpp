@@ -120,27 +120,50 @@ std::optional<double> PerBackend::get(const std::string& backend) const {
   return all;
 }
 
-PerBackend parse_per_backend(const std::string& flag, const std::string& text) {
+namespace {
+
+// "VALUE" for every backend, or "BACKEND=VALUE,...": `value` returns nullopt for a bad one.
+template <typename ParseValue>
+PerBackend parse_assignments(const std::string& flag, const std::string& text, ParseValue value, const char* example) {
   PerBackend figures;
   if (text.empty()) return figures;
   std::vector<std::string> known = backend_names();
   for (const std::string& item : split(text, ',')) {
     std::size_t equals = item.find('=');
     std::string name = equals == std::string::npos ? "" : item.substr(0, equals);
-    std::optional<double> value = parse_double(equals == std::string::npos ? item : item.substr(equals + 1));
-    if (!value || *value <= 0)
-      throw std::invalid_argument(
-          fmt::format("{} '{}': '{}' is not a positive number or BACKEND=NUMBER (e.g. 3350 or cuda=3350)", flag, text, item));
+    std::optional<double> parsed = value(equals == std::string::npos ? item : item.substr(equals + 1));
+    if (!parsed)
+      throw std::invalid_argument(fmt::format("{} '{}': '{}' is not {}", flag, text, item, example));
     if (name.empty()) {
-      figures.all = *value;
+      figures.all = *parsed;
     } else {
       if (std::find(known.begin(), known.end(), name) == known.end())
         throw std::invalid_argument(
             fmt::format("{} '{}': unknown backend '{}'; this build has: {}", flag, text, name, fmt::join(known, ", ")));
-      figures.by_backend[name] = *value;
+      figures.by_backend[name] = *parsed;
     }
   }
   return figures;
+}
+
+}  // namespace
+
+PerBackend parse_per_backend(const std::string& flag, const std::string& text) {
+  auto positive = [](const std::string& item) {
+    std::optional<double> v = parse_double(item);
+    return v && *v > 0 ? v : std::nullopt;
+  };
+  return parse_assignments(flag, text, positive, "a positive number or BACKEND=NUMBER (e.g. 3350 or cuda=3350)");
+}
+
+PerBackend parse_device_indices(const std::string& text) {
+  auto index = [](const std::string& item) -> std::optional<double> {
+    std::optional<std::int64_t> i = parse_int(item);
+    if (i && *i >= 0) return static_cast<double>(*i);
+    return std::nullopt;
+  };
+  return parse_assignments("--device", text, index,
+                           "a device index or BACKEND=INDEX (e.g. 1 or cuda=1; rwkvc devices lists them)");
 }
 
 std::vector<BenchPipeline> bench_pipelines(const PipelineOptions& shared, const std::vector<int>& levels) {

@@ -32,6 +32,8 @@ struct PerBackend {
   std::optional<double> get(const std::string& backend) const;
 };
 PerBackend parse_per_backend(const std::string& flag, const std::string& text);
+// The same for device indices: "1", or "cuda=1,vulkan=0"; whole numbers from 0.
+PerBackend parse_device_indices(const std::string& text);
 
 // One pipeline to compile every backend with: a level, or --passes text, plus the shared flags.
 struct BenchPipeline {
@@ -47,7 +49,7 @@ struct BenchSpec {
   std::uint64_t seed = 0;  // of the random weights of a shape
 
   std::vector<std::string> backends;
-  int device = 0;
+  PerBackend device;  // device indices: one for every backend, or per backend (cuda=1)
   std::vector<BenchPipeline> pipelines;
 
   std::int64_t prompt = 512;  // prefill: one forward over this many tokens
@@ -59,6 +61,8 @@ struct BenchSpec {
   PerBackend peak_tflops;
 
   std::string command_line;  // as typed, for the reports
+
+  int device_for(const std::string& backend) const { return static_cast<int>(device.get(backend).value_or(0)); }
 };
 
 // The pipelines: one per level of `levels`, or the single --passes pipeline. Throws when both

@@ -152,8 +152,8 @@ std::string short_number(double value) {
   double magnitude = std::abs(value);
   if (magnitude >= 1e9) return fmt::format("{:.3g}G", value / 1e9);
   if (magnitude >= 1e6) return fmt::format("{:.3g}M", value / 1e6);
-  if (magnitude >= 1e4) return fmt::format("{:.3g}k", value / 1e3);
-  return fmt::format("{:.3g}", value);
+  if (magnitude >= 1e3) return fmt::format("{:.3g}k", value / 1e3);
+  return fmt::format("{:.4g}", value);
 }
 
 std::string bar_chart_svg(const std::string& title, const std::vector<BarPanel>& panels) {

@@ -53,6 +53,7 @@ Workload analyse_workload(const Graph& graph) {
 
   std::set<ValueId> read;  // token-free values a per-call op reads, each counted once
   for (const Op& op : graph.ops) {
+    if (op.kind == OpKind::constant) read.insert(op.results[0]);  // a scalar kernels take as an argument
     bool depends = false;
     for (ValueId v : op.operands) depends = depends || per_call[static_cast<std::size_t>(v)];
     if (!depends) continue;

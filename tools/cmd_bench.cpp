@@ -25,7 +25,7 @@ struct BenchCliOptions {
   std::string shape;
   std::uint64_t seed = 0;
   std::string backends;
-  int device = 0;
+  std::string device = "0";
   std::vector<std::string> levels;  // from -O and --levels
   PipelineOptions pipeline;
   std::int64_t prompt = 512;
@@ -39,7 +39,6 @@ struct BenchCliOptions {
   std::string svg;
   std::string csv;
   LongRunOptions long_run;
-  bool long_run_given = false;
 };
 
 BenchSpec make_spec(const BenchCliOptions& o) {
@@ -51,8 +50,7 @@ BenchSpec make_spec(const BenchCliOptions& o) {
   if (!o.shape.empty()) spec.shape = parse_shape(o.shape);
   spec.seed = o.seed;
   spec.backends = parse_backends(o.backends.empty() ? fmt::format("{}", fmt::join(backend_names(), ",")) : o.backends);
-  if (o.device < 0) throw std::invalid_argument(fmt::format("--device {} is not a device index (see rwkvc devices)", o.device));
-  spec.device = o.device;
+  spec.device = parse_device_indices(o.device);
   spec.pipelines = bench_pipelines(o.pipeline, parse_levels(o.levels));
   if (o.prompt < 0 || o.gen < 0 || o.prompt + o.gen == 0)
     throw std::invalid_argument(fmt::format("--prompt {} and --gen {}: each must be at least 0, and one more than 0", o.prompt, o.gen));
@@ -86,10 +84,23 @@ std::string chart_path(const BenchCliOptions& o) {
   return std::filesystem::path(o.markdown).replace_extension(".svg").string();
 }
 
+// A backend without a device is skipped so the others still run; with every one skipped there
+// is nothing to report, which is an error.
+template <typename Results>
+void refuse_if_nothing_ran(const Results& results) {
+  std::string why;
+  for (const auto& r : results) {
+    if (r.skipped.empty()) return;
+    why += fmt::format("{}{}: {}", why.empty() ? "" : "; ", r.backend, r.skipped);
+  }
+  throw std::runtime_error(fmt::format("nothing was measured: {}", why));
+}
+
 void progress(const std::string& line) { fmt::print(stderr, "bench: {}\n", line); }
 
 void run_comparison(const BenchCliOptions& o, const BenchSpec& spec) {
   BenchRun run = run_bench(spec, progress);
+  refuse_if_nothing_ran(run.results);
   fmt::print("model: {}\n", run.model);
   fmt::print("{}", terminal_table(run));
   std::string svg = chart_path(o);
@@ -100,6 +111,7 @@ void run_comparison(const BenchCliOptions& o, const BenchSpec& spec) {
 
 void run_long_run(const BenchCliOptions& o, const BenchSpec& spec) {
   LongRun run = run_long(spec, o.long_run, progress);
+  refuse_if_nothing_ran(run.series);
   fmt::print("model: {}\n", run.model);
   fmt::print("{}", long_run_summary(run));
   std::string svg = chart_path(o);
@@ -122,7 +134,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Seed of the random weights of --shape")->capture_default_str();
   cmd->add_option("--backends", o->backends, fmt::format("Comma-separated backends (default: all of this build: {})",
                                                          fmt::join(backend_names(), ",")));
-  cmd->add_option("--device", o->device, "Device index of each backend (rwkvc devices lists them)")->capture_default_str();
+  cmd->add_option("--device", o->device,
+                  "Device index for every backend, or per backend: cuda=1,vulkan=0 (rwkvc devices lists them)")
+      ->capture_default_str();
   add_pipeline_options(*cmd, o->pipeline);
   // bench compares levels, so -O takes a list (-O0,-O2) where the other commands take one.
   cmd->remove_option(cmd->get_option("-O"));

@@ -1,7 +1,7 @@
 // A graph lowered to a list of steps, each one or a few kernel launches (or a cuBLAS call),
 // plus the CUDA C++ source of every kernel they launch. Steps address memory through slots:
-// one per graph value, then the scratch of region bodies, then the 16-bit staging buffer of
-// cuBLAS inputs; the executable binds each slot to memory before a forward call.
+// one per graph value, then the 16-bit staging buffer of cuBLAS inputs, then the scratch of
+// region bodies; the executable binds each slot to memory before a forward call.
 #pragma once
 
 #include <cstddef>
@@ -54,6 +54,15 @@ struct RunContext {
   std::vector<void*> slots;  // memory by slot
   bool last_logits_only = false;  // the logits' producer computes only the last row
   std::int64_t launches = 0;
+  // While profiling (RWKVC_CUDA_PROFILE): each launch between two events, by kernel name.
+  struct Timing {
+    std::string name;
+    cudaEvent_t start, stop;
+  };
+  std::vector<Timing>* timings = nullptr;
+
+  // Runs `enqueue` (one launch or library call), counted and, when profiling, timed as `name`.
+  void record(const std::string& name, const std::function<void()>& enqueue);
 
   float* f32(std::size_t slot) const { return static_cast<float*>(slots[slot]); }
   void launch(const KernelHandle& kernel, dim3 grid, dim3 block, LaunchArgs& args, std::size_t shared_bytes = 0);
@@ -63,22 +72,41 @@ struct RunContext {
 
 using Step = std::function<void(RunContext&)>;
 
-struct Program {
-  std::vector<Step> steps;
-  std::string source;                 // the module: prelude, templates, entry points, generated kernels
-  std::deque<KernelHandle> kernels;   // every kernel the steps launch
-  std::size_t graph_slots = 0;        // slots [0, graph_slots) are the graph's values
-  // Scratch slot s (slot graph_slots + s) holds region-body values of these shapes, one at a time.
-  std::vector<std::vector<Shape>> scratch;
-  std::size_t staging_slot = 0;       // 16-bit copies of cuBLAS inputs
-  std::vector<Shape> staged;          // the shapes staged there
-  std::set<ValueId> transposed_weights;  // weights read as [K, N]: uploaded as [N, K]
-  std::vector<bool> state_in_place;   // by state slot: the producer writes the state itself
-  bool uses_cublas = false;
-  std::size_t slot_count() const { return staging_slot + 1; }
+// The module's source as the steps ask for kernels: template families included once, each
+// entry point or generated kernel defined once (identical generated bodies share a name).
+class ModuleSource {
+ public:
+  void include(const char* family);
+  // The handle of kernel `name`; `definition` joins the source the first time the name is asked.
+  KernelHandle* kernel(const std::string& name, const std::string& definition = "");
+  std::string text() const;
+  std::deque<KernelHandle>& handles() { return handles_; }
+
+ private:
+  std::vector<const char*> families_;
+  std::vector<std::string> definitions_;
+  std::deque<KernelHandle> handles_;
 };
 
-// `graph` is what precompute_token_free leaves. `weight_dtypes` by ValueId (weights only).
+struct Program {
+  std::vector<Step> steps;
+  ModuleSource module;                // every kernel the steps launch
+  std::size_t graph_slots = 0;        // slots [0, graph_slots) are the graph's values
+  std::size_t staging_slot = 0;       // = graph_slots: 16-bit copies of cuBLAS inputs
+  std::vector<Shape> staged;          // the shapes staged there
+  // Scratch s (slot staging_slot + 1 + s) holds region-body values of these shapes, one at a time.
+  std::vector<std::vector<Shape>> scratch;
+  std::set<ValueId> transposed_weights;  // weights read as [K, N]: uploaded as [N, K]
+  std::vector<bool> state_in_place;   // by state slot: the producer writes the state itself
+  // By op: the op whose step runs it (itself, or the last of a batch it joined): its operands
+  // must stay live until then.
+  std::vector<std::size_t> runs_at;
+  bool uses_cublas = false;
+  std::size_t scratch_slot(std::size_t s) const { return staging_slot + 1 + s; }
+  std::size_t slot_count() const { return staging_slot + 1 + scratch.size(); }
+};
+
+// `graph` is what precompute_token_free leaves.
 // Throws IrError for an op or region body no kernel covers.
 Program build_program(const Graph& graph);
 

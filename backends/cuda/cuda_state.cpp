@@ -23,12 +23,15 @@ CudaStateStorage::CudaStateStorage(int device, const StateLayout& layout, const 
     std::copy(host.slots[i].begin(), host.slots[i].end(), packed.begin() + static_cast<std::ptrdiff_t>(offsets_[i]));
   if (!packed.empty())
     check(cudaMemcpy(memory_.get(), packed.data(), memory_.bytes(), cudaMemcpyHostToDevice), "state upload");
+  // Executables run on streams of their own that do not wait for this copy's completion.
+  check(cudaStreamSynchronize(nullptr), "state upload");
 }
 
 std::unique_ptr<StateStorage> CudaStateStorage::clone() const {
   DeviceMemory copy(device_, memory_.bytes());
   if (memory_.bytes() > 0)
     check(cudaMemcpy(copy.get(), memory_.get(), memory_.bytes(), cudaMemcpyDeviceToDevice), "state copy");
+  check(cudaStreamSynchronize(nullptr), "state copy");
   return std::unique_ptr<StateStorage>(new CudaStateStorage(device_, offsets_, std::move(copy)));
 }
 

@@ -61,6 +61,13 @@ class Emitter {
     memo_.emplace_back();
   }
 
+  // `id` is held in the register `name` for the element at `index` (a GEMV's accumulator).
+  void hold_in_register(ValueId id, const Index& index, std::string name) {
+    register_value_ = id;
+    register_index_ = index;
+    register_name_ = std::move(name);
+  }
+
   const Shape& shape(ValueId id) const { return scope_.types[static_cast<std::size_t>(id)].shape; }
 
   // The name of a local holding value `id` at `index`, emitting the code that computes it.
@@ -100,6 +107,11 @@ class Emitter {
 
   std::string compute(ValueId id, const Index& index) {
     const TensorType& type = scope_.types[static_cast<std::size_t>(id)];
+    if (id == register_value_) {
+      if (index != register_index_)
+        throw IrError(fmt::format("value %{} is read at [{}], not at the element held", id, fmt::join(index, ", ")));
+      return register_name_;
+    }
     if (materialized_[static_cast<std::size_t>(id)]) {
       if (type.dtype != DType::f32)
         throw IrError(fmt::format("generated CUDA kernels read f32 values only, not {} (value %{})", to_string(type), id));
@@ -228,6 +240,9 @@ class Emitter {
   std::vector<ValueId> inputs_;
   std::map<ValueId, std::size_t> input_index_;
   std::string body_;
+  ValueId register_value_ = kNoValue;
+  Index register_index_;
+  std::string register_name_;
   int indent_ = 4;
   int counter_ = 0;
 };
@@ -238,11 +253,8 @@ std::uint64_t fnv1a(std::string_view text) {
   return hash;
 }
 
-FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>& outputs, const Shape& domain,
-                           const std::vector<bool>& materialized) {
-  Emitter emitter(scope, materialized);
-  Index index;
-  for (std::size_t i = 0; i < domain.rank(); ++i) index.push_back(fmt::format("d{}", i));
+// Stores every output at its element of the domain point `index`.
+void emit_outputs(Emitter& emitter, std::span<const ValueId> outputs, const Shape& domain, const Index& index) {
   for (std::size_t o = 0; o < outputs.size(); ++o) {
     const Shape& shape = emitter.shape(outputs[o]);
     // An output smaller than the domain is written once, by the threads at index 0 of the
@@ -257,6 +269,18 @@ FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>
     emitter.line(fmt::format("out{}[{}] = {};", o, flat_offset(at, shape), v));
     if (!guards.empty()) emitter.close_scope();
   }
+}
+
+Index domain_index(const Shape& domain) {
+  Index index;
+  for (std::size_t i = 0; i < domain.rank(); ++i) index.push_back(fmt::format("d{}", i));
+  return index;
+}
+
+FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>& outputs,
+                           std::vector<std::size_t> positions, const Shape& domain, const std::vector<bool>& materialized) {
+  Emitter emitter(scope, materialized);
+  emit_outputs(emitter, outputs, domain, domain_index(domain));
 
   std::string params = "i64 T";
   for (std::size_t o = 0; o < outputs.size(); ++o) params += fmt::format(", float* out{}", o);
@@ -276,10 +300,52 @@ FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>
       "{}{}  }}\n}}\n",
       params.substr(5), count, domain.rank() > 0 ? decode : "", emitter.body());
   std::string name = fmt::format("fused_{:016x}", fnv1a(text));
-  return {name, fmt::format("extern \"C\" __global__ void {}{}", name, text), outputs, emitter.inputs(), domain};
+  return {name, fmt::format("extern \"C\" __global__ void {}{}", name, text), outputs, std::move(positions),
+          emitter.inputs(), domain};
 }
 
 }  // namespace
+
+EpilogueKernel generate_gemv_epilogue(const CodegenScope& scope, std::span<const ValueId> outputs,
+                                      const std::vector<bool>& materialized, ValueId accumulator,
+                                      const std::string& weight_type) {
+  const Shape& domain = scope.types[static_cast<std::size_t>(accumulator)].shape;
+  for (ValueId id : outputs)
+    if (!broadcasts_to(scope.types[static_cast<std::size_t>(id)].shape, domain))
+      throw IrError(fmt::format("output %{} does not broadcast to the product's shape", id));
+  Emitter emitter(scope, materialized);
+  Index index = domain_index(domain);
+  emitter.hold_in_register(accumulator, index, "acc");
+  emit_outputs(emitter, outputs, domain, index);
+
+  // The GEMV stores row m, column n; the product's element is (m, n), or (n) without rows.
+  std::string members = "  i64 T;\n", params = "const float* x, const @W@* w, int K, int N, i64 T", init = "T";
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    members += fmt::format("  float* out{};\n", o);
+    params += fmt::format(", float* out{}", o);
+    init += fmt::format(", out{}", o);
+  }
+  for (std::size_t i = 0; i < emitter.inputs().size(); ++i) {
+    members += fmt::format("  const float* in{};\n", i);
+    params += fmt::format(", const float* __restrict__ in{}", i);
+    init += fmt::format(", in{}", i);
+  }
+  std::string position = domain.rank() == 2 ? "    const i64 d0 = m, d1 = n;\n" : "    const i64 d0 = n;\n    (void)m;\n";
+  std::string text = fmt::format(
+      "struct @NAME@_store {{\n{}"
+      "  __device__ __forceinline__ void operator()(float*, int, int m, int n, float acc) const {{\n{}{}  }}\n}};\n"
+      "extern \"C\" __global__ void __launch_bounds__(256) @NAME@({}) {{\n"
+      "  gemv_rows<@W@, 1, true>(x, w, nullptr, K, N, @NAME@_store{{{}}}, blockIdx.x);\n}}\n",
+      members, position, emitter.body(), params, init);
+  auto replace_all = [](std::string text, const std::string& from, const std::string& to) {
+    for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+      text.replace(at, from.size(), to);
+    return text;
+  };
+  text = replace_all(text, "@W@", weight_type);
+  std::string name = fmt::format("gemv_epilogue_{:016x}", fnv1a(text));
+  return {name, replace_all(text, "@NAME@", name), emitter.inputs()};
+}
 
 bool is_generatable(OpKind kind) {
   switch (kind) {
@@ -298,17 +364,22 @@ bool is_generatable(OpKind kind) {
 
 std::vector<FusedKernel> generate_fused(const CodegenScope& scope, std::span<const ValueId> outputs,
                                         const std::vector<bool>& materialized) {
-  std::vector<ValueId> left(outputs.begin(), outputs.end());
+  auto shape = [&](std::size_t position) -> const Shape& {
+    return scope.types[static_cast<std::size_t>(outputs[position])].shape;
+  };
+  std::vector<std::size_t> left(outputs.size());
+  for (std::size_t i = 0; i < left.size(); ++i) left[i] = i;
   std::vector<FusedKernel> kernels;
   while (!left.empty()) {
-    auto shape = [&](ValueId id) -> const Shape& { return scope.types[static_cast<std::size_t>(id)].shape; };
-    ValueId largest = left.front();
-    for (ValueId id : left)
-      if (size_rank(shape(id)) > size_rank(shape(largest))) largest = id;
+    std::size_t largest = left.front();
+    for (std::size_t p : left)
+      if (size_rank(shape(p)) > size_rank(shape(largest))) largest = p;
     Shape domain = shape(largest);
-    std::vector<ValueId> group, rest;
-    for (ValueId id : left) (broadcasts_to(shape(id), domain) ? group : rest).push_back(id);
-    kernels.push_back(generate_group(scope, group, domain, materialized));
+    std::vector<std::size_t> group, rest;
+    for (std::size_t p : left) (broadcasts_to(shape(p), domain) ? group : rest).push_back(p);
+    std::vector<ValueId> ids;
+    for (std::size_t p : group) ids.push_back(outputs[p]);
+    kernels.push_back(generate_group(scope, ids, group, domain, materialized));
     left = std::move(rest);
   }
   return kernels;

@@ -26,6 +26,7 @@ struct FusedKernel {
   std::string name;    // "fused_" + a hash of the body: identical bodies share one kernel
   std::string source;  // extern "C" __global__ void name(i64 T, float* out..., const float* in...)
   std::vector<ValueId> outputs;
+  std::vector<std::size_t> output_positions;  // of each output in the list asked for
   std::vector<ValueId> inputs;  // materialised values read, in parameter order
   Shape domain;                 // one thread per element (T bound at launch)
 };
@@ -35,5 +36,19 @@ struct FusedKernel {
 // producer. Throws IrError for a value that is neither, or an op no kernel can evaluate inline.
 std::vector<FusedKernel> generate_fused(const CodegenScope& scope, std::span<const ValueId> outputs,
                                         const std::vector<bool>& materialized);
+
+// A GEMV entry point for one row whose store evaluates `outputs` (a matmul_epilogue region's
+// yields) from the accumulated product (`accumulator`, [1, N] or [N]) and the materialised
+// inputs, so the tail needs no kernel of its own. Parameters: (const float* x, const W* w, int K,
+// int N, i64 T, float* out..., const float* in...). Throws IrError when the tail reads the
+// product at another element than the one being stored.
+struct EpilogueKernel {
+  std::string name;
+  std::string source;
+  std::vector<ValueId> inputs;
+};
+EpilogueKernel generate_gemv_epilogue(const CodegenScope& scope, std::span<const ValueId> outputs,
+                                      const std::vector<bool>& materialized, ValueId accumulator,
+                                      const std::string& weight_type);
 
 }  // namespace rwkvc::cuda

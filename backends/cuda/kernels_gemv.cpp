@@ -2,8 +2,8 @@
 
 namespace rwkvc::cuda {
 
-// Decode reads every weight once per token: the loads are 16 bytes a lane, four in flight per
-// lane, and bypass L1 (a weight is used once); x is small and re-read by every warp, so it stays
+// Decode reads every weight once per token: the loads are 16 bytes a lane, up to eight in flight
+// per lane, and bypass L1 (a weight is used once); x is small and re-read by every warp, so it stays
 // cached. Accumulation is f32; each warp reduces its row with shuffles.
 const char* const kGemvSource = R"CUDA(
 template <typename W> struct Pack;
@@ -62,12 +62,12 @@ struct StoreRow {
   __device__ __forceinline__ void operator()(float* y, int N, int m, int n, float v) const { y[(i64)m * N + n] = v; }
 };
 
-// y[M, N] = x[M, K] W[N, K]^T; blockDim.x / 32 rows of W per block. VEC: K % E == 0 and x, W
-// 16-byte aligned (each row of W then starts aligned too).
+// y[M, N] = x[M, K] W[N, K]^T; blockDim.x / 32 rows of W per block, block `row_block` of them
+// here. VEC: K % E == 0 and x, W 16-byte aligned (each row of W then starts aligned too).
 template <typename W, int M, bool VEC, typename Store>
 __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* __restrict__ w, float* y, int K, int N,
-                                          Store store) {
-  const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+                                          Store store, int row_block) {
+  const int row = row_block * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= N) return;
   const W* wr = w + (i64)row * K;
@@ -79,13 +79,20 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
     const uint4* w4 = reinterpret_cast<const uint4*>(wr);
     const int chunks = K / E;
     int c = lane;
+    // Eight 16-byte loads in flight a lane (a 2048-wide f16 row in one go), then four, then one.
+    for (; c + 224 < chunks; c += 256) {
+      uint4 p[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) p[u] = load_weights(w4 + c + 32 * u);
+#pragma unroll
+      for (int u = 0; u < 8; ++u) gemv_chunk<W, M>(p[u], x, K, (c + 32 * u) * E, acc);
+    }
     for (; c + 96 < chunks; c += 128) {
-      const uint4 p0 = load_weights(w4 + c), p1 = load_weights(w4 + c + 32);
-      const uint4 p2 = load_weights(w4 + c + 64), p3 = load_weights(w4 + c + 96);
-      gemv_chunk<W, M>(p0, x, K, c * E, acc);
-      gemv_chunk<W, M>(p1, x, K, (c + 32) * E, acc);
-      gemv_chunk<W, M>(p2, x, K, (c + 64) * E, acc);
-      gemv_chunk<W, M>(p3, x, K, (c + 96) * E, acc);
+      uint4 p[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) p[u] = load_weights(w4 + c + 32 * u);
+#pragma unroll
+      for (int u = 0; u < 4; ++u) gemv_chunk<W, M>(p[u], x, K, (c + 32 * u) * E, acc);
     }
     for (; c < chunks; c += 32) gemv_chunk<W, M>(load_weights(w4 + c), x, K, c * E, acc);
   } else {
@@ -101,6 +108,26 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
 #pragma unroll
     for (int m = 0; m < M; ++m) store(y, N, m, row, acc[m]);
   }
+}
+
+// Independent one-row GEMVs of one K in one launch (decode's r, k, v): block b works for the
+// last matrix whose first block is at most b.
+#define GEMV_BATCH 4
+struct GemvBatch {
+  const float* x[GEMV_BATCH];
+  const void* w[GEMV_BATCH];
+  float* y[GEMV_BATCH];
+  int N[GEMV_BATCH];
+  int first_block[GEMV_BATCH];  // INT_MAX for unused entries
+};
+template <typename W>
+__device__ __forceinline__ void gemv_batch(const GemvBatch& batch, int K) {
+  int m = 0;
+#pragma unroll
+  for (int i = 1; i < GEMV_BATCH; ++i)
+    if ((int)blockIdx.x >= batch.first_block[i]) m = i;
+  gemv_rows<W, 1, true>(batch.x[m], reinterpret_cast<const W*>(batch.w[m]), batch.y[m], K, batch.N[m], StoreRow(),
+                        (int)blockIdx.x - batch.first_block[m]);
 }
 )CUDA";
 

@@ -2,58 +2,146 @@
 
 namespace rwkvc::cuda {
 
-// WKV7: one block per head, one thread per row i of the head's N x N state, held in registers.
-// Each row evolves on its own (sa_i needs only row i), so threads never exchange state; they
-// share the token's r, w, k, a, b, v, staged in shared memory a chunk of tokens at a time (two
-// barriers per chunk). A thread reads its row before it writes it: the state may be updated in
+// WKV7: each row i of a head's N x N state evolves on its own (sa_i needs only row i), held in
+// registers by the threads that own it; threads never exchange state. Long prompts: one block
+// per head, a few lanes per row, the token's r, w, k, a, b, v staged in shared memory a chunk
+// of tokens at a time, the next chunk copied asynchronously while this one is consumed (two
+// barriers per chunk). Decode: one warp per row over the whole GPU. A thread reads its row before it writes it: the state may be updated in
 // place (s_in == s_out).
 // WKV4: one thread per channel, sequential over the tokens, likewise in place.
 const char* const kWkvSource = R"CUDA(
-#define WKV7_CHUNK 16
+#define WKV7_CHUNK 8
+// 4-byte asynchronous copies global -> shared (sm_80+): the next chunk loads during this one.
+__device__ __forceinline__ void copy_async(float* shared, const float* global) {
+  unsigned address;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(address) : "l"(shared));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(address), "l"(global) : "memory");
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void copy_async_wait_all_but_newest() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+
 template <int N>
+struct Wkv7Chunk {
+  float r[WKV7_CHUNK][N], w[WKV7_CHUNK][N], k[WKV7_CHUNK][N], a[WKV7_CHUNK][N], b[WKV7_CHUNK][N], v[WKV7_CHUNK][N];
+};
+
+template <int N>
+__device__ __forceinline__ void wkv7_load_chunk(Wkv7Chunk<N>& chunk, int t0, int T, int C, int h, const float* r,
+                                                const float* w, const float* k, const float* v, const float* a,
+                                                const float* b) {
+  const int count = min(WKV7_CHUNK, T - t0);
+  for (int e = threadIdx.x; e < count * N; e += blockDim.x) {
+    const int tt = e / N, j = e % N;
+    const i64 at = (i64)(t0 + tt) * C + (i64)h * N + j;
+    copy_async(&chunk.r[tt][j], r + at); copy_async(&chunk.w[tt][j], w + at); copy_async(&chunk.k[tt][j], k + at);
+    copy_async(&chunk.a[tt][j], a + at); copy_async(&chunk.b[tt][j], b + at); copy_async(&chunk.v[tt][j], v + at);
+  }
+}
+
+// L lanes per row (blockDim.x = N * L): lane s of row i holds columns q * L + s, so a step reads
+// consecutive shared-memory words across the lanes, and the row's sums take log2(L) shuffles.
+// More lanes shorten each thread's per-token chain, which bounds a long prompt's time.
+template <int N, int L>
 __device__ __forceinline__ void wkv7_heads(int T, int C, const float* __restrict__ r, const float* __restrict__ w,
                                            const float* __restrict__ k, const float* __restrict__ v,
                                            const float* __restrict__ a, const float* __restrict__ b, const float* s_in,
                                            float* s_out, float* __restrict__ y) {
-  __shared__ float sr[WKV7_CHUNK][N], sw[WKV7_CHUNK][N], sk[WKV7_CHUNK][N], sa[WKV7_CHUNK][N], sb[WKV7_CHUNK][N],
-      sv[WKV7_CHUNK][N];
-  const int h = blockIdx.x, i = threadIdx.x;
-  float S[N];
+  constexpr int Q = N / L;
+  __shared__ Wkv7Chunk<N> chunks[2];
+  const int h = blockIdx.x, i = threadIdx.x / L, s = threadIdx.x % L;
+  float S[Q];
   const float* row_in = s_in + ((i64)h * N + i) * N;
 #pragma unroll
-  for (int j = 0; j < N; ++j) S[j] = row_in[j];
+  for (int q = 0; q < Q; ++q) S[q] = row_in[q * L + s];
+  wkv7_load_chunk<N>(chunks[0], 0, T, C, h, r, w, k, v, a, b);
+  copy_async_commit();
+  int current = 0;
   for (int t0 = 0; t0 < T; t0 += WKV7_CHUNK) {
+    if (t0 + WKV7_CHUNK < T) wkv7_load_chunk<N>(chunks[current ^ 1], t0 + WKV7_CHUNK, T, C, h, r, w, k, v, a, b);
+    copy_async_commit();
+    copy_async_wait_all_but_newest();
+    __syncthreads();  // this chunk has landed for every thread
+    const Wkv7Chunk<N>& c = chunks[current];
     const int count = min(WKV7_CHUNK, T - t0);
-    __syncthreads();  // the previous chunk is consumed
-    for (int q = i; q < count * N; q += N) {
-      const int tt = q / N, j = q % N;
-      const i64 at = (i64)(t0 + tt) * C + (i64)h * N + j;
-      sr[tt][j] = r[at]; sw[tt][j] = w[at]; sk[tt][j] = k[at];
-      sa[tt][j] = a[at]; sb[tt][j] = b[at]; sv[tt][j] = v[at];
-    }
-    __syncthreads();
     for (int tt = 0; tt < count; ++tt) {
       float s0 = 0.0f, s1 = 0.0f;  // two partial sums: a shorter dependency chain
 #pragma unroll
-      for (int j = 0; j < N; j += 2) {
-        s0 = fmaf(S[j], sa[tt][j], s0);
-        s1 = fmaf(S[j + 1], sa[tt][j + 1], s1);
+      for (int q = 0; q < Q; ++q) {
+        if (q % 2 == 0) s0 = fmaf(S[q], c.a[tt][q * L + s], s0); else s1 = fmaf(S[q], c.a[tt][q * L + s], s1);
       }
-      const float sai = s0 + s1, vi = sv[tt][i];
+      float sai = s0 + s1;
+#pragma unroll
+      for (int offset = 1; offset < L; offset <<= 1) sai += __shfl_xor_sync(0xffffffffu, sai, offset);
+      const float vi = c.v[tt][i];
       float y0 = 0.0f, y1 = 0.0f;
 #pragma unroll
-      for (int j = 0; j < N; j += 2) {
-        S[j] = fmaf(S[j], sw[tt][j], fmaf(sai, sb[tt][j], vi * sk[tt][j]));
-        S[j + 1] = fmaf(S[j + 1], sw[tt][j + 1], fmaf(sai, sb[tt][j + 1], vi * sk[tt][j + 1]));
-        y0 = fmaf(S[j], sr[tt][j], y0);
-        y1 = fmaf(S[j + 1], sr[tt][j + 1], y1);
+      for (int q = 0; q < Q; ++q) {
+        const int j = q * L + s;
+        S[q] = fmaf(S[q], c.w[tt][j], fmaf(sai, c.b[tt][j], vi * c.k[tt][j]));
+        if (q % 2 == 0) y0 = fmaf(S[q], c.r[tt][j], y0); else y1 = fmaf(S[q], c.r[tt][j], y1);
       }
-      y[(i64)(t0 + tt) * C + (i64)h * N + i] = y0 + y1;
+      float yi = y0 + y1;
+#pragma unroll
+      for (int offset = 1; offset < L; offset <<= 1) yi += __shfl_xor_sync(0xffffffffu, yi, offset);
+      if (s == 0) y[(i64)(t0 + tt) * C + (i64)h * N + i] = yi;
     }
+    __syncthreads();  // every thread is done with this chunk before it is loaded over
+    current ^= 1;
   }
   float* row_out = s_out + ((i64)h * N + i) * N;
 #pragma unroll
-  for (int j = 0; j < N; ++j) row_out[j] = S[j];
+  for (int q = 0; q < Q; ++q) row_out[q * L + s] = S[q];
+}
+
+// WKV7 with one warp per row of the state: lane l holds columns l, l + 32, ... (N / 32 of
+// them), so the row's sums are warp shuffles and every load is coalesced; no shared memory and
+// no barriers. H * N warps fill the GPU at one token, and the next token's vectors are loaded
+// while this one is computed.
+template <int N>
+__device__ __forceinline__ void wkv7_warp_rows(int T, int C, const float* __restrict__ r, const float* __restrict__ w,
+                                               const float* __restrict__ k, const float* __restrict__ v,
+                                               const float* __restrict__ a, const float* __restrict__ b,
+                                               const float* s_in, float* s_out, float* __restrict__ y) {
+  constexpr int Q = N / 32;
+  const i64 row = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5;  // h * N + i
+  const int lane = threadIdx.x & 31;
+  if (row >= C) return;  // C = H * N rows
+  const i64 h = row / N, i = row % N;
+  float S[Q];
+#pragma unroll
+  for (int q = 0; q < Q; ++q) S[q] = s_in[row * N + lane + 32 * q];
+  float nr[Q], nw[Q], nk[Q], na[Q], nb[Q], nv = 0.0f;
+  auto load = [&](int t) {
+    const i64 base = (i64)t * C + h * N + lane;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) {
+      nr[q] = r[base + 32 * q]; nw[q] = w[base + 32 * q]; nk[q] = k[base + 32 * q];
+      na[q] = a[base + 32 * q]; nb[q] = b[base + 32 * q];
+    }
+    nv = v[(i64)t * C + h * N + i];
+  };
+  if (T > 0) load(0);
+  for (int t = 0; t < T; ++t) {
+    float cr[Q], cw[Q], ck[Q], ca[Q], cb[Q];
+#pragma unroll
+    for (int q = 0; q < Q; ++q) { cr[q] = nr[q]; cw[q] = nw[q]; ck[q] = nk[q]; ca[q] = na[q]; cb[q] = nb[q]; }
+    const float vi = nv;
+    if (t + 1 < T) load(t + 1);
+    float sa = 0.0f;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) sa = fmaf(S[q], ca[q], sa);
+    sa = warp_sum(sa);
+    float out = 0.0f;
+#pragma unroll
+    for (int q = 0; q < Q; ++q) {
+      S[q] = fmaf(S[q], cw[q], fmaf(sa, cb[q], vi * ck[q]));
+      out = fmaf(S[q], cr[q], out);
+    }
+    out = warp_sum(out);
+    if (lane == 0) y[(i64)t * C + h * N + i] = out;
+  }
+#pragma unroll
+  for (int q = 0; q < Q; ++q) s_out[row * N + lane + 32 * q] = S[q];
 }
 
 extern "C" __global__ void wkv4_channels(int T, int C, const float* __restrict__ w, const float* __restrict__ u,

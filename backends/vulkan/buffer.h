@@ -54,7 +54,8 @@ class Buffer {
 class Uploader {
  public:
   explicit Uploader(std::shared_ptr<const Device> device, std::size_t staging_bytes = std::size_t{64} << 20);
-  // `bytes` must stay alive until flush(); `offset` is where they go in `target`.
+  // Copies `bytes` into the staging buffer now (flushing first when it is full); they reach
+  // `target` at `offset` by the next flush().
   void add(const Buffer& target, std::span<const std::byte> bytes, std::size_t offset = 0);
   void flush();
 

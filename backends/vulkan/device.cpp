@@ -1,6 +1,8 @@
 #include "backends/vulkan/device.h"
 
+#include <cstdlib>
 #include <optional>
+#include <string_view>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -80,6 +82,20 @@ DeviceFeatures query_features(VkPhysicalDevice physical) {
   return out;
 }
 
+namespace {
+
+// RWKVC_VULKAN_FEATURES_OFF=subgroups,storage16 runs the kernels' fallbacks on a device that
+// has the features, so that one machine tests both paths.
+void apply_feature_overrides(DeviceFeatures& features) {
+  const char* off = std::getenv("RWKVC_VULKAN_FEATURES_OFF");
+  if (off == nullptr) return;
+  std::string_view list = off;
+  if (list.find("subgroups") != std::string_view::npos) features.subgroup_arithmetic = false;
+  if (list.find("storage16") != std::string_view::npos) features.storage16 = false;
+}
+
+}  // namespace
+
 std::shared_ptr<Device> Device::open(std::shared_ptr<Instance> instance, int index) {
   std::vector<VkPhysicalDevice> devices = compute_devices(*instance);
   if (devices.empty()) throw std::runtime_error("no Vulkan device: no device with Vulkan 1.1 compute");
@@ -91,6 +107,7 @@ std::shared_ptr<Device> Device::open(std::shared_ptr<Instance> instance, int ind
   device->instance_ = std::move(instance);
   device->physical_ = devices[static_cast<std::size_t>(index)];
   device->features_ = query_features(device->physical_);
+  apply_feature_overrides(device->features_);
   device->queue_family_ = *compute_queue_family(device->physical_);
 
   float priority = 1.0f;

@@ -92,7 +92,7 @@ void GlslBuilder::code(std::string_view text) { code_ += text; }
 
 KernelSource GlslBuilder::finish() const {
   bool subgroups = subgroups_ || (workgroup_sum_ && features_.subgroup_arithmetic);
-  std::string out = "#version 450\n";
+  std::string out = "#version 450\n#extension GL_EXT_control_flow_attributes : enable\n";
   if (storage16_used_) out += "#extension GL_EXT_shader_16bit_storage : require\n";
   if (subgroups) out += "#extension GL_KHR_shader_subgroup_basic : require\n#extension GL_KHR_shader_subgroup_arithmetic : require\n";
   out += fmt::format("// {}\nlayout(local_size_x = {}) in;\n", name_, local_size_);

@@ -34,7 +34,7 @@ void rows_of_b(GlslBuilder& shader, const GemvShape& shape) {
     // reported size still covers every row.
     shader.code(fmt::format(
         "float row_dot(uint row, uint m, uint lane, uint lanes) {{\n"
-        "  float sum = 0.0;\n{}"
+        "  float sum = 0.0;\n{1}"
         "  return sum;\n"
         "}}\n"
         "void main() {{\n"

@@ -1,0 +1,147 @@
+#include "backends/cuda/cuda_matmul.h"
+
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/kernel_sources.h"
+
+namespace rwkvc::cuda {
+
+namespace {
+
+constexpr int kGemvThreads = 256;  // 8 warps: 8 rows of W per block
+
+// One entry point per (weight type, rows, vector loads): the row count is a template argument so
+// the accumulators stay in registers.
+KernelHandle* gemv_kernel(Program& program, DType dtype, std::int64_t rows, bool vec) {
+  program.module.include(kGemvSource);
+  std::string type = device_type(dtype);
+  std::string name = fmt::format("gemv_{}_m{}_{}", type, rows, vec ? "vec" : "scalar");
+  return program.module.kernel(
+      name, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}(const float* x, const {}* w, float* y, "
+                        "int K, int N) {{\n  gemv_rows<{}, {}, {}>(x, w, y, K, N, StoreRow(), blockIdx.x);\n}}\n",
+                        kGemvThreads, name, type, type, rows, vec ? "true" : "false"));
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+Step matmul_step(const MatmulSpec& spec, Program& program) {
+  if (!spec.b_is_weight) {
+    KernelHandle* plain = program.module.kernel("matmul_plain");
+    return [spec, plain](RunContext& ctx) {
+      std::int64_t rows = spec.a_shape.numel(ctx.T) / spec.K;
+      LaunchArgs args;
+      args.add(ctx.slots[spec.a]).add(ctx.slots[spec.b]).add(ctx.slots[spec.out]).add<long long>(rows)
+          .add<int>(static_cast<int>(spec.N)).add<int>(static_cast<int>(spec.K)).add<int>(spec.transpose_b ? 1 : 0);
+      ctx.launch_elements(*plain, rows * spec.N, args);
+    };
+  }
+
+  std::vector<KernelHandle*> vec, scalar;  // by rows - 1
+  for (std::int64_t rows = 1; rows <= kGemvMaxRows; ++rows) {
+    vec.push_back(gemv_kernel(program, spec.b_dtype, rows, true));
+    scalar.push_back(gemv_kernel(program, spec.b_dtype, rows, false));
+  }
+  KernelHandle* convert = nullptr;
+  if (spec.b_dtype != DType::f32) {
+    convert = program.module.kernel(spec.b_dtype == DType::f16 ? "convert_to_f16" : "convert_to_bf16");
+    program.staged.push_back(spec.a_shape);
+  }
+  program.uses_cublas = true;
+  std::size_t staging = program.staging_slot;
+
+  return [spec, vec, scalar, convert, staging](RunContext& ctx) {
+    std::int64_t rows = spec.a_shape.numel(ctx.T) / spec.K;
+    auto* a = static_cast<const float*>(ctx.slots[spec.a]);
+    auto* out = static_cast<float*>(ctx.slots[spec.out]);
+    if (spec.logits && ctx.last_logits_only && rows > 1) {
+      // Only the last position's logits are read: the head runs on that row alone.
+      a += (rows - 1) * spec.K;
+      out += (rows - 1) * spec.N;
+      rows = 1;
+    }
+    const void* b = ctx.slots[spec.b];
+    if (rows <= kGemvMaxRows) {
+      std::int64_t per_vector = spec.b_dtype == DType::f32 ? 4 : 8;
+      bool use_vec = spec.K % per_vector == 0 && aligned16(a) && aligned16(b);
+      KernelHandle* kernel = (use_vec ? vec : scalar)[static_cast<std::size_t>(rows - 1)];
+      LaunchArgs args;
+      args.add(a).add(b).add(out).add<int>(static_cast<int>(spec.K)).add<int>(static_cast<int>(spec.N));
+      unsigned blocks = static_cast<unsigned>((spec.N + kGemvThreads / 32 - 1) / (kGemvThreads / 32));
+      ctx.launch(*kernel, dim3(blocks), dim3(kGemvThreads), args);
+      return;
+    }
+    // Row-major out[M, N] = a[M, K] B[N, K]^T is, column-major, out^T = B a^T.
+    const float one = 1.0f, zero = 0.0f;
+    int m = static_cast<int>(spec.N), n = static_cast<int>(rows), k = static_cast<int>(spec.K);
+    if (spec.b_dtype == DType::f32) {
+      ctx.record(fmt::format("cublasSgemm {}x{}x{}", n, m, k), [&] {
+        check(cublasSgemm(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, static_cast<const float*>(b), k, a, k,
+                          &zero, out, m),
+              "cublasSgemm");
+      });
+      return;
+    }
+    LaunchArgs args;
+    args.add(a).add(ctx.slots[staging]).add<long long>(rows * spec.K);
+    ctx.launch_elements(*convert, rows * spec.K, args);
+    cudaDataType type = spec.b_dtype == DType::f16 ? CUDA_R_16F : CUDA_R_16BF;
+    ctx.record(fmt::format("cublasGemmEx {}x{}x{}", n, m, k), [&] {
+      check(cublasGemmEx(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, b, type, k, ctx.slots[staging], type, k,
+                         &zero, out, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            "cublasGemmEx");
+    });
+  };
+}
+
+Step batched_matmul_step(const std::vector<MatmulSpec>& specs, Program& program) {
+  if (specs.size() == 1) return matmul_step(specs[0], program);
+  std::vector<Step> singles;
+  for (const MatmulSpec& spec : specs) singles.push_back(matmul_step(spec, program));
+  program.module.include(kGemvSource);
+  std::string type = device_type(specs[0].b_dtype);
+  std::string name = "gemv_batch_" + type;
+  KernelHandle* kernel = program.module.kernel(
+      name, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}(GemvBatch batch, int K) {{\n"
+                        "  gemv_batch<{}>(batch, K);\n}}\n",
+                        kGemvThreads, name, type));
+  return [specs, singles, kernel](RunContext& ctx) {
+    constexpr std::size_t kBatch = 4;  // GEMV_BATCH in kGemvSource
+    struct GemvBatch {
+      const float* x[kBatch];
+      const void* w[kBatch];
+      float* y[kBatch];
+      int N[kBatch];
+      int first_block[kBatch];
+    } batch{};
+    std::int64_t per_vector = specs[0].b_dtype == DType::f32 ? 4 : 8;
+    unsigned blocks = 0;
+    bool one_row = true;
+    for (std::size_t i = 0; i < kBatch; ++i) {
+      batch.first_block[i] = std::numeric_limits<int>::max();
+      if (i >= specs.size()) continue;
+      const MatmulSpec& spec = specs[i];
+      batch.x[i] = static_cast<const float*>(ctx.slots[spec.a]);
+      batch.w[i] = ctx.slots[spec.b];
+      batch.y[i] = static_cast<float*>(ctx.slots[spec.out]);
+      batch.N[i] = static_cast<int>(spec.N);
+      batch.first_block[i] = static_cast<int>(blocks);
+      blocks += static_cast<unsigned>((spec.N + kGemvThreads / 32 - 1) / (kGemvThreads / 32));
+      one_row = one_row && spec.a_shape.numel(ctx.T) == spec.K && spec.K % per_vector == 0 && aligned16(batch.x[i]) &&
+                aligned16(batch.w[i]);
+    }
+    if (!one_row) {
+      for (const Step& step : singles) step(ctx);
+      return;
+    }
+    LaunchArgs args;
+    args.add(batch).add<int>(static_cast<int>(specs[0].K));
+    ctx.launch(*kernel, dim3(blocks), dim3(kGemvThreads), args);
+  };
+}
+
+}  // namespace rwkvc::cuda

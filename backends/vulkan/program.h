@@ -1,0 +1,67 @@
+// What the Vulkan executable runs: the graph (after precompute) lowered to a list of kernel
+// launches over numbered buffers. Built once by plan_program; each forward call binds T and
+// records the steps into one command buffer.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "backends/vulkan/device.h"
+#include "backends/vulkan/pipeline_store.h"
+#include "ir/graph.h"
+
+namespace rwkvc::vulkan {
+
+// A buffer a step reads or writes.
+struct BufferRef {
+  enum class Kind { weight, activation, state, tokens };
+  Kind kind;
+  std::uint32_t index = 0;  // into weights, activation slots or state slots
+  bool operator==(const BufferRef&) const = default;
+};
+
+// What a forward call fixes: the sequence length and whether only the last row of logits is
+// wanted (then the head matmul runs for that row alone).
+struct CallShape {
+  std::int64_t tokens = 1;
+  bool last_logits_only = true;
+};
+
+struct Launch {
+  const Pipeline* pipeline = nullptr;
+  std::array<std::uint32_t, 3> groups{1, 1, 1};
+  std::vector<std::uint32_t> push;
+};
+
+struct Step {
+  std::vector<BufferRef> bindings;  // the pipeline's bindings, in order: what it reads, then what it writes
+  std::size_t writes = 0;           // how many of the last bindings it writes
+  std::function<Launch(const CallShape&)> launch;
+};
+
+// An activation buffer: the values plan-memory placed together (or one value), sized for the
+// largest at the call's T.
+struct ActivationSlot {
+  std::vector<TensorType> holds;
+  std::size_t bytes(std::int64_t tokens) const;
+};
+
+struct Program {
+  std::vector<Step> steps;
+  std::vector<ActivationSlot> activations;
+  std::vector<BufferRef> state_outputs;  // by state slot: where the new value is left
+  BufferRef logits{BufferRef::Kind::activation, 0};
+  Shape logits_shape;  // as declared (T unbound)
+  std::int64_t logits_row = 0;  // elements per position
+  bool logits_per_token = true;  // logits have a T row per token
+  bool head_shortened = false;  // with last_logits_only, the logits buffer holds only the last row
+};
+
+// Lowers `graph` (precompute_token_free's output: weights in graph.weights order are
+// BufferRef::weight 0, 1, ...; states likewise). Throws IrError for an op it has no kernel for.
+Program plan_program(const Graph& graph, PipelineStore& pipelines, const DeviceFeatures& features);
+
+}  // namespace rwkvc::vulkan

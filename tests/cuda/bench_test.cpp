@@ -1,0 +1,162 @@
+// Decode and prefill speed on large random RWKV-7 models with f16 weights, against the
+// device's measured ceilings. Hidden ([.bench]): run `rwkvc_cuda_tests "[bench]"` on a GPU.
+// RWKVC_BENCH_SHAPES picks the models ("L24xD2048,L12xD768"; vocabulary 65536, LoRA ranks as
+// the released models size them); one JSON object per model is printed, and appended to the
+// file RWKVC_BENCH_OUT names.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "backends/cuda/roofline.h"
+#include "cuda_test_support.h"
+
+namespace rwkvc::test {
+
+namespace {
+
+std::int64_t lora_rank(double scale, double power, std::int64_t embd) {
+  return std::max<std::int64_t>(32, std::llround(scale * std::pow(static_cast<double>(embd), power) / 32.0) * 32);
+}
+
+ModelConfig bench_config(std::int64_t layers, std::int64_t embd) {
+  ModelConfig c;
+  c.arch = Arch::rwkv7;
+  c.layers = layers;
+  c.embd = embd;
+  c.vocab = 65536;
+  c.ffn = 4 * embd;
+  c.head_size = 64;
+  c.decay_lora = lora_rank(1.8, 0.5, embd);
+  c.aaa_lora = lora_rank(1.8, 0.5, embd);
+  c.mv_lora = lora_rank(1.3, 0.5, embd);
+  c.gate_lora = lora_rank(0.6, 0.8, embd);
+  return c;
+}
+
+// Uniform random weights in the graph's declared shapes and dtypes (matrices f16 after the
+// lower-precision pass): fast to make at billions of parameters; the values only need to be
+// non-zero and tame (matrices scaled by 1/sqrt(fan-in), vectors in (0, 1)).
+WeightMap random_weights(const Graph& graph) {
+  WeightMap weights;
+  std::mt19937_64 rng(42);
+  for (const WeightDecl& decl : graph.weights) {
+    const TensorType& type = graph.type(decl.value);
+    HostTensor tensor(type.dtype, type.shape);
+    double scale = type.shape.rank() == 2 ? 1.0 / std::sqrt(static_cast<double>(type.shape[1])) : 1.0;
+    bool decay = decl.key.find("w0") != std::string::npos;
+    std::byte* data = tensor.mutable_data();
+    for (std::int64_t i = 0; i < tensor.numel(); ++i) {
+      double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+      float v = static_cast<float>(type.shape.rank() == 2 ? (2.0 * u - 1.0) * scale : decay ? -6.0 + 5.0 * u : 0.1 + 0.8 * u);
+      switch (type.dtype) {
+        case DType::f32: reinterpret_cast<float*>(data)[i] = v; break;
+        case DType::f16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_half(v); break;
+        case DType::bf16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_bf16(v); break;
+        case DType::i32: break;
+      }
+    }
+    weights.emplace(decl.key, std::move(tensor));
+  }
+  return weights;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+TEST_CASE("CUDA decode and prefill speed on large random RWKV-7 models", "[.bench][cuda]") {
+  auto cuda = cuda_or_skip();
+  if (!cuda) return;
+  const char* shapes_env = std::getenv("RWKVC_BENCH_SHAPES");
+  std::string shapes = shapes_env != nullptr ? shapes_env : "L24xD2048";
+  double bandwidth = cuda::copy_bandwidth(0);
+  double peak = cuda::gemm_rate(0);
+  std::stringstream list(shapes);
+  for (std::string item; std::getline(list, item, ',');) {
+    std::int64_t layers = 0, embd = 0;
+    REQUIRE(std::sscanf(item.c_str(), "L%ldxD%ld", &layers, &embd) == 2);
+    ModelConfig config = bench_config(layers, embd);
+    Graph graph = passes::run_pipeline(build_graph(config),
+                                       passes::parse_pipeline(passes::preset_pipeline(2) + ",lower-precision=f16"));
+    WeightMap weights = random_weights(graph);
+    auto exe = cuda->compile(graph, weights);
+    ExecutionStats compiled = exe->stats();
+    // Bytes one decode step must read: every weight but the embedding table, of which one row.
+    std::int64_t table = config.vocab * config.embd * 2;
+    double bytes_per_token = static_cast<double>(compiled.weight_bytes - table + config.embd * 2);
+
+    ForwardOptions timed;
+    timed.time_on_device = true;
+    std::mt19937 rng(3);
+    auto token = [&] { return static_cast<std::int32_t>(rng() % static_cast<unsigned>(config.vocab)); };
+    State state = exe->new_state();
+    std::vector<double> device, wall;
+    std::int64_t decode_kernels = 0;
+    for (int i = 0; i < 110; ++i) {
+      std::vector<std::int32_t> one{token()};
+      auto start = std::chrono::steady_clock::now();
+      exe->forward(one, state, timed);
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (i < 10) continue;  // warm-up: graph capture, clocks
+      device.push_back(exe->stats().device_seconds);
+      wall.push_back(seconds);
+      decode_kernels = exe->stats().kernels_per_forward;
+    }
+    double decode_device = median(device), decode_wall = median(wall);
+
+    std::string prefill_json;
+    for (std::int64_t length : {512, 4096}) {
+      std::vector<double> times;
+      std::int64_t kernels = 0;
+      for (int i = 0; i < 6; ++i) {
+        std::vector<std::int32_t> prompt(static_cast<std::size_t>(length));
+        for (auto& t : prompt) t = token();
+        State fresh = exe->new_state();
+        exe->forward(prompt, fresh, timed);
+        if (i == 0) continue;
+        times.push_back(exe->stats().device_seconds);
+        kernels = exe->stats().kernels_per_forward;
+      }
+      double seconds = median(times);
+      // Two FLOPs per f16 parameter and token; the head runs on the last row alone.
+      double flops = static_cast<double>(compiled.weight_bytes - 2 * table) * static_cast<double>(length);
+      prefill_json += fmt::format(
+          ", \"prefill_{}\": {{\"tokens_per_s\": {:.1f}, \"seconds\": {:.6f}, \"tflops\": {:.1f}, \"of_gemm_peak\": {:.3f}, "
+          "\"kernels\": {}}}",
+          length, static_cast<double>(length) / seconds, seconds, flops / seconds / 1e12, flops / seconds / peak, kernels);
+    }
+    // Where the time goes: one decode step and one long prompt, kernel by kernel (on stderr).
+    ::setenv("RWKVC_CUDA_PROFILE", "1", 1);
+    {
+      std::vector<std::int32_t> one{token()}, prompt(4096);
+      for (auto& t : prompt) t = token();
+      exe->forward(one, state);
+      State fresh = exe->new_state();
+      exe->forward(prompt, fresh);
+    }
+    ::unsetenv("RWKVC_CUDA_PROFILE");
+
+    std::string json = fmt::format(
+        "{{\"model\": \"rwkv7 L{} D{} V{} f16\", \"weight_bytes\": {}, \"copy_bandwidth_gbs\": {:.1f}, "
+        "\"gemm_peak_tflops\": {:.1f}, \"decode\": {{\"tokens_per_s_device\": {:.1f}, \"tokens_per_s_wall\": {:.1f}, "
+        "\"of_roofline\": {:.3f}, \"kernels\": {}}}{}}}",
+        layers, embd, config.vocab, compiled.weight_bytes, bandwidth / 1e9, peak / 1e12, 1.0 / decode_device,
+        1.0 / decode_wall, bytes_per_token / bandwidth / decode_device, decode_kernels, prefill_json);
+    fmt::print("{}\n", json);
+    if (const char* out = std::getenv("RWKVC_BENCH_OUT"); out != nullptr) std::ofstream(out, std::ios::app) << json << "\n";
+    CHECK(decode_device > 0.0);
+  }
+}
+
+}  // namespace rwkvc::test
