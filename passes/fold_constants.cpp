@@ -1,5 +1,5 @@
 // fold-constants: scalar math on constants becomes a constant, and every connected weight-only
-// subgraph (no token, state or T) becomes one `region "folded"` that backends evaluate once.
+// subgraph (no token, state or T) becomes one `region "folded"`, evaluated once and cached on disk.
 #include <cmath>
 #include <numeric>
 #include <optional>

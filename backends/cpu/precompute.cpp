@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "backends/backend.h"
+#include "backends/cpu/fold_cache.h"
 #include "backends/cpu/interpreter.h"
 #include "ir/text.h"
 
@@ -18,6 +19,27 @@ bool is_token_free(const Graph& graph, const Op& op, const std::vector<bool>& kn
   return std::all_of(op.operands.begin(), op.operands.end(), [&](ValueId id) { return known[at(id)]; }) &&
          std::none_of(op.results.begin(), op.results.end(),
                       [&](ValueId id) { return graph.type(id).shape.has_seq(); });
+}
+
+// A folded region is read from the fold cache when it holds the region's results for these
+// inputs; otherwise it runs here and its results are stored there.
+void run_folded(const Graph& graph, const Op& op, cpu::Frame& frame) {
+  std::vector<std::span<const float>> inputs;
+  for (ValueId id : op.operands) inputs.push_back(frame.values[at(id)]);
+  cpu::FoldKey key = cpu::fold_key(graph, op, inputs);
+  std::vector<std::int64_t> sizes;
+  for (ValueId id : op.results) sizes.push_back(graph.type(id).shape.numel());
+  if (auto cached = cpu::load_folded(key, sizes)) {
+    for (std::size_t i = 0; i < op.results.size(); ++i) {
+      frame.owned[at(op.results[i])] = std::move((*cached)[i]);
+      frame.values[at(op.results[i])] = frame.owned[at(op.results[i])];
+    }
+    return;
+  }
+  cpu::run_op(op, frame);
+  std::vector<std::span<const float>> results;
+  for (ValueId id : op.results) results.push_back(frame.values[at(id)]);
+  cpu::store_folded(key, results);
 }
 
 }  // namespace
@@ -51,7 +73,10 @@ Precomputed precompute_token_free(const Graph& graph, const WeightMap& weights) 
       continue;
     }
     for (ValueId id : op.operands) load(id);
-    cpu::run_op(op, frame);
+    if (op.kind == OpKind::region && op.region->kind == "folded")
+      run_folded(graph, op, frame);
+    else
+      cpu::run_op(op, frame);
     for (ValueId id : op.results) known[at(id)] = computed[at(id)] = true;
   }
 
