@@ -1,35 +1,31 @@
-// Matrix products for both weight layouts, split over threads by output column: each thread
-// owns a slice of the weight matrix, which is what one token (M = 1) needs to go parallel.
+// Matrix products for both weight layouts, split over the pool's threads by output column: each
+// thread owns a slice of the weight matrix, which is what one token (M = 1) needs to go parallel.
 #include <algorithm>
 #include <array>
-#include <thread>
 #include <vector>
 
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/thread_pool.h"
 
 namespace rwkvc::cpu {
 
 namespace {
 
-// Below this many multiply-adds per thread, starting a thread costs more than it saves.
-constexpr std::int64_t kMinWorkPerThread = 1 << 18;
+// Below this many multiply-adds per thread, waking a thread costs more than it saves.
+constexpr std::int64_t kMinWorkPerThread = 1 << 16;
 // Weight rows handled together while every input row passes over them, so they stay in cache.
 constexpr std::int64_t kRowTile = 16;
 
-// Calls body(begin, end) on contiguous slices of [0, count), one slice per thread.
+// Calls body(begin, end) on contiguous slices of [0, count), one slice per pool thread.
 template <typename F>
 void parallel_over(std::int64_t count, std::int64_t work_per_item, F body) {
-  std::int64_t hardware = std::max(1u, std::thread::hardware_concurrency());
-  std::int64_t threads = std::clamp(count * work_per_item / kMinWorkPerThread, std::int64_t{1}, std::min(hardware, count));
-  if (threads <= 1) {
-    body(std::int64_t{0}, count);
-    return;
-  }
-  std::vector<std::jthread> workers;
+  std::int64_t threads = std::clamp(count * work_per_item / kMinWorkPerThread, std::int64_t{1},
+                                    std::min(parallel_width(), count));
   std::int64_t chunk = (count + threads - 1) / threads;
-  for (std::int64_t begin = chunk; begin < count; begin += chunk)
-    workers.emplace_back([=] { body(begin, std::min(begin + chunk, count)); });
-  body(std::int64_t{0}, std::min(chunk, count));  // the calling thread takes the first slice
+  run_parallel(threads, [&](std::int64_t slice) {
+    std::int64_t begin = slice * chunk;
+    if (begin < count) body(begin, std::min(begin + chunk, count));
+  });
 }
 
 float dot(const float* x, const float* y, std::int64_t n) {
