@@ -66,8 +66,14 @@ HostTensor CpuExecutable::forward(std::span<const std::int32_t> tokens, State& s
   for (std::size_t slot = 0; slot < graph_.states.size(); ++slot)
     frame.values[static_cast<std::size_t>(graph_.states[slot].input)] = storage.host().slots[slot];
 
+  // The head matmul is the largest in the model: for the last position's logits alone, only the
+  // last row is worth multiplying.
+  bool last_row_only = !options.all_logits && tokens.size() > 1;
   for (std::size_t step = 0; step < graph_.ops.size(); ++step) {
-    cpu::run_op(graph_.ops[step], frame);
+    if (last_row_only && is_head_step(step))
+      run_on_last_row(graph_.ops[step], frame);
+    else
+      cpu::run_op(graph_.ops[step], frame);
     for (ValueId id : releases_[step]) frame.release(id);
   }
 
@@ -80,6 +86,27 @@ HostTensor CpuExecutable::forward(std::span<const std::int32_t> tokens, State& s
   }
   for (std::size_t slot = 0; slot < next.size(); ++slot) storage.host().slots[slot] = std::move(next[slot]);
   return logits;
+}
+
+// The step that makes the logits, when it is a matmul of per-position rows: each row of its
+// result depends on the same row of its input only.
+bool CpuExecutable::is_head_step(std::size_t step) const {
+  const Op& op = graph_.ops[step];
+  if (op.kind != OpKind::matmul || op.results[0] != graph_.logits) return false;
+  const Shape& rows = graph_.type(op.operands[0]).shape;
+  return rows.rank() == 2 && rows[0] == kSeq;
+}
+
+// Runs the head on the input's last row; the result holds one row, which read_logits returns.
+void CpuExecutable::run_on_last_row(const Op& op, cpu::Frame& frame) const {
+  cpu::Frame last(types_, 1, frame.tokens.last(1));
+  auto a = static_cast<std::size_t>(op.operands[0]), b = static_cast<std::size_t>(op.operands[1]);
+  last.values[a] = frame.values[a].last(static_cast<std::size_t>(types_[a].shape.back()));
+  last.values[b] = frame.values[b];
+  cpu::run_op(op, last);
+  auto out = static_cast<std::size_t>(op.results[0]);
+  frame.owned[out] = std::move(last.owned[out]);
+  frame.values[out] = frame.owned[out];
 }
 
 HostTensor CpuExecutable::read_logits(const cpu::Frame& frame, const ForwardOptions& options) const {

@@ -27,6 +27,8 @@ class CpuExecutable final : public Executable {
  private:
   void plan_releases();
   HostTensor read_logits(const cpu::Frame& frame, const ForwardOptions& options) const;
+  bool is_head_step(std::size_t step) const;
+  void run_on_last_row(const Op& op, cpu::Frame& frame) const;
 
   Graph graph_;                    // token-dependent ops only (precompute_token_free's graph)
   std::vector<TensorType> types_;  // by ValueId: graph_'s value types, as frames read them

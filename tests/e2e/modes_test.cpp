@@ -72,3 +72,23 @@ TEST_CASE("A state saved mid-sequence continues exactly where it stopped", "[e2e
 }
 
 }  // namespace rwkvc::test
+
+namespace rwkvc::test {
+
+TEST_CASE("The last position's logits alone equal the last row of every position's logits", "[e2e][modes]") {
+  for (const char* fixture : {"rwkv7-tiny.safetensors", "rwkv4-tiny.safetensors"}) {
+    INFO(fixture);
+    CompiledModel m = compile_on_cpu(load_model(fixture_path(fixture)));
+    auto tokens = random_tokens(9, m.model.config.vocab, 8);
+    State all_state = m.exe->new_state(), last_state = m.exe->new_state();
+    ForwardOptions every;
+    every.all_logits = true;
+    HostTensor all = m.exe->forward(tokens, all_state, every);
+    HostTensor last = m.exe->forward(tokens, last_state);  // the backend may run the head on one row
+    REQUIRE(last.shape() == Shape{m.model.config.vocab});
+    std::span<const float> last_row = all.f32().last(static_cast<std::size_t>(m.model.config.vocab));
+    CHECK(compare(last.f32(), last_row).max_abs == 0.0);
+  }
+}
+
+}  // namespace rwkvc::test
