@@ -3,10 +3,13 @@
 #include "frontend/random.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -217,16 +220,34 @@ class RandomModelMaker {
     add(name, std::move(shape), [&](std::int64_t, Random& rng) { return rng.uniform(-bound, bound); });
   }
 
-  // Element j is value(j, rng), drawn from a stream of its own seeded by the model seed and the
-  // name, so a tensor does not change when others are added or reordered.
+  // Element j is value(j, rng), drawn from a stream of its own seeded by the model seed, the name
+  // and j's block, so a tensor does not change when others are added or reordered, nor with the
+  // number of threads that fill its blocks (a 7B model's matrices are billions of draws).
   template <typename Value>
   void add(const std::string& name, Shape shape, Value value) {
     std::uint64_t mixed = seed_;
-    Random rng(splitmix64(mixed) ^ fnv1a(name));
+    std::uint64_t stream = splitmix64(mixed) ^ fnv1a(name);
     std::vector<float> values(static_cast<std::size_t>(shape.numel()));
-    for (std::size_t j = 0; j < values.size(); ++j) values[j] = static_cast<float>(value(static_cast<std::int64_t>(j), rng));
+    std::size_t blocks = (values.size() + kBlock - 1) / kBlock;
+    auto fill = [&](std::size_t block) {
+      Random rng(stream + block);
+      std::size_t end = std::min(values.size(), (block + 1) * kBlock);
+      for (std::size_t j = block * kBlock; j < end; ++j)
+        values[j] = static_cast<float>(value(static_cast<std::int64_t>(j), rng));
+    };
+    std::size_t threads = std::min<std::size_t>(blocks, std::max(1u, std::thread::hardware_concurrency()));
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      for (std::size_t block = next++; block < blocks; block = next++) fill(block);
+    };
+    {
+      std::vector<std::jthread> helpers;
+      for (std::size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+      work();
+    }
     weights_.emplace(name, HostTensor::from_f32(std::move(shape), std::move(values)));
   }
+  static constexpr std::size_t kBlock = std::size_t{1} << 18;
 
   const ModelConfig& cfg_;
   std::uint64_t seed_;
