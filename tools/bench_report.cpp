@@ -181,6 +181,7 @@ json bench_json(const BenchRun& run) {
         {"load_average_after", run.load_after}}},
       {"model",
        {{"description", run.model},
+        {"label", run.model_label},
         {"source", run.model_source},
         {"shape", spec.shape ? json(spec.shape_text) : json(nullptr)},
         {"arch", arch_name(c.arch)},

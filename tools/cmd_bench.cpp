@@ -1,7 +1,8 @@
 // rwkvc bench: compares backends and pipelines on one model: compile time, prefill and decode
 // speed, latency, kernels, memory and the fraction of the roofline, as a terminal table, JSON,
 // a Markdown report and an SVG chart. With --long-run N it streams N tokens instead and plots
-// latency and memory against the context length.
+// latency and memory against the context length; with --summarize it puts earlier runs' JSON
+// records side by side.
 #include <filesystem>
 #include <stdexcept>
 
@@ -14,6 +15,7 @@
 #include "tools/bench_report.h"
 #include "tools/bench_runner.h"
 #include "tools/bench_spec.h"
+#include "tools/bench_summary.h"
 #include "tools/commands.h"
 
 namespace rwkvc::cli {
@@ -39,6 +41,7 @@ struct BenchCliOptions {
   std::string svg;
   std::string csv;
   LongRunOptions long_run;
+  std::vector<std::string> summarize;  // bench --json records to put side by side
 };
 
 BenchSpec make_spec(const BenchCliOptions& o) {
@@ -123,14 +126,23 @@ void run_long_run(const BenchCliOptions& o, const BenchSpec& spec) {
                                              o.csv.empty() ? "" : link_from(o.markdown, o.csv)));
 }
 
+void run_summary(const BenchCliOptions& o) {
+  std::vector<BenchRecord> records = read_bench_records(o.summarize);
+  fmt::print("{}", summary_table(records));
+  std::string svg = chart_path(o);
+  if (!svg.empty()) write_text(svg, summary_svg(records));
+  if (!o.markdown.empty()) write_text(o.markdown, summary_markdown(records, svg.empty() ? "" : link_from(o.markdown, svg)));
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<BenchCliOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Compare backends and optimisation levels: speed, latency, memory, roofline");
   CLI::Option* model = cmd->add_option("--model", o->model, "Model file");
-  cmd->add_option("--shape", o->shape, "Random model of this shape instead: rwkv7:L24:D2048:V65536 (rwkv4 too; N<head size>)")
-      ->excludes(model);
+  CLI::Option* shape =
+      cmd->add_option("--shape", o->shape, "Random model of this shape instead: rwkv7:L24:D2048:V65536 (rwkv4 too; N<head size>)")
+          ->excludes(model);
   cmd->add_option("--seed", o->seed, "Seed of the random weights of --shape")->capture_default_str();
   cmd->add_option("--backends", o->backends, fmt::format("Comma-separated backends (default: all of this build: {})",
                                                          fmt::join(backend_names(), ",")));
@@ -161,7 +173,15 @@ void add_bench_command(CLI::App& app) {
       ->needs(long_run);
   cmd->add_option("--chunk", o->long_run.chunk, "Long run: tokens per forward call")->capture_default_str()->needs(long_run);
   cmd->add_option("--csv", o->csv, "Long run: write the samples as CSV")->needs(long_run);
+  cmd->add_option("--summarize", o->summarize,
+                  "Put earlier runs' --json records side by side (one per model shape) in one table, --markdown "
+                  "report and --svg chart, instead of measuring")
+      ->delimiter(',')
+      ->excludes(model)
+      ->excludes(shape)
+      ->excludes(long_run);
   cmd->callback([o, long_run] {
+    if (!o->summarize.empty()) return run_summary(*o);
     BenchSpec spec = make_spec(*o);
     if (long_run->count() > 0) return run_long_run(*o, spec);
     run_comparison(*o, spec);

@@ -258,3 +258,51 @@ TEST_CASE("devices lists each backend's devices by index", "[e2e][bench]") {
 }
 
 }  // namespace rwkvc::test
+
+namespace rwkvc::test {
+
+TEST_CASE("bench --summarize puts several runs side by side with their ratios and one chart", "[e2e][bench]") {
+  fs::path dir = fresh("summary");
+  fs::create_directories(dir);
+  std::vector<std::string> records;
+  for (const char* fixture : {"rwkv7-tiny.safetensors", "rwkv4-tiny.safetensors"}) {
+    fs::path json_path = dir / (std::string(fixture) + ".json");
+    ToolRun r = bench({"--model", fixture_path(fixture), "--backends", "cpu", "-O0,-O2", "--json", json_path.string()});
+    INFO(r.output());
+    REQUIRE(r.exit_code == 0);
+    records.push_back(json_path.string());
+  }
+  fs::path md = dir / "summary.md";
+  ToolRun r = run_rwkvc({"bench", "--summarize", records[0] + "," + records[1], "--markdown", md.string()});
+  INFO(r.output());
+  REQUIRE(r.exit_code == 0);
+  std::string text = read_file(md);
+  INFO(text);
+  // Both models, each with both levels and its fusion ratio; the chart next to the report.
+  CHECK(text.find("rwkv7-tiny") != std::string::npos);
+  CHECK(text.find("rwkv4-tiny") != std::string::npos);
+  CHECK(text.find("| cpu | -O0 |") != std::string::npos);
+  CHECK(text.find("| cpu | -O2 | -O0 |") != std::string::npos);
+  CHECK(text.find("](summary.svg)") != std::string::npos);
+  std::string svg = read_file(dir / "summary.svg");
+  CHECK(svg.find("<svg") != std::string::npos);
+  CHECK(svg.find("Fusion gain") != std::string::npos);
+  CHECK(strays(dir, {"summary.md", "summary.svg", "rwkv7-tiny.safetensors.json", "rwkv4-tiny.safetensors.json"}).empty());
+}
+
+TEST_CASE("bench --summarize refuses a file that is not a bench record, naming it", "[e2e][bench]") {
+  fs::path dir = fresh("summary-bad");
+  fs::create_directories(dir);
+  fs::path not_json = dir / "notes.txt", long_run = dir / "long.json";
+  std::ofstream(not_json) << "hello";
+  std::ofstream(long_run) << R"({"format": "rwkvc-long-run/1"})";
+  for (const fs::path& bad : {not_json, long_run, dir / "missing.json"}) {
+    ToolRun r = run_rwkvc({"bench", "--summarize", bad.string(), "--markdown", (dir / "out.md").string()});
+    INFO(r.output());
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find(bad.string()) != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "out.md"));
+  }
+}
+
+}  // namespace rwkvc::test
