@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -93,12 +94,22 @@ struct BackendOptions {
   int device = 0;  // index into the backend's device list (`rwkvc devices`)
 };
 
+// A device's ceilings as measured on it, for rooflines.
+struct DeviceCeilings {
+  double bandwidth_bytes_per_s = 0;  // a device-to-device copy, bytes read + written
+  double peak_flops = 0;             // the fastest matmul the backend can run (e.g. a cuBLAS f16 GEMM)
+  std::string how;                   // how both were measured, for reports
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
   // The device this backend runs on, in words ("cpu: 2 threads", "vulkan: NVIDIA H100 ...").
   virtual std::string device_name() const = 0;
+  // Measures the device's memory bandwidth and peak matmul rate (seconds of work); nothing
+  // where the backend has no way to (the CPU's are measured by the benchmark tool itself).
+  virtual std::optional<DeviceCeilings> measure_ceilings() const { return std::nullopt; }
   // Throws std::invalid_argument naming the weight if one is missing or has the wrong shape.
   virtual std::unique_ptr<Executable> compile(const Graph& graph, const WeightMap& weights) const = 0;
 };

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -36,11 +37,12 @@ Timing timed_forward(Executable& exe, std::span<const std::int32_t> tokens, Stat
 
 double seconds_on(const Timing& t, bool device) { return device ? t.device_seconds : t.host_seconds; }
 
+// The flag's value for `backend`, else what was measured (the CPU's by this tool, a GPU's by its
+// backend), else none.
 std::optional<Ceiling> ceiling_for(const std::string& backend, const PerBackend& flag, const std::string& flag_name,
-                                   const std::optional<Ceiling>& cpu_measured) {
+                                   const std::optional<Ceiling>& measured) {
   if (std::optional<double> value = flag.get(backend)) return Ceiling{*value, flag_name};
-  if (backend == "cpu") return cpu_measured;
-  return std::nullopt;
+  return measured;
 }
 
 // Fills the rates, percentiles and roofline fractions from the raw timings.
@@ -185,6 +187,7 @@ BenchRun run_bench(const BenchSpec& spec, const std::function<void(const std::st
   run.model_label = model_label(spec, model.config);
   run.model_source = spec.shape ? fmt::format("random weights (--shape {}, seed {})", spec.shape_text, spec.seed) : "file";
   const Graph built = build_graph(model.config);
+  std::map<std::string, std::optional<DeviceCeilings>> device_ceilings;  // by backend, measured once
 
   for (const std::string& backend_name : spec.backends) {
     for (const BenchPipeline& pipeline : spec.pipelines) {
@@ -211,8 +214,21 @@ BenchRun run_bench(const BenchSpec& spec, const std::function<void(const std::st
       Graph graph = apply_pipeline(built, pipeline.options);
       r.pipeline_seconds = seconds_since(start);
       r.work = analyse_workload(graph);
-      r.bandwidth = ceiling_for(backend_name, spec.bandwidth_gbs, "--bandwidth-gbs", cpu_bandwidth);
-      r.peak = ceiling_for(backend_name, spec.peak_tflops, "--peak-tflops", cpu_peak);
+      if (backend_name != "cpu" && !device_ceilings.contains(backend_name) &&
+          !(spec.bandwidth_gbs.get(backend_name) && spec.peak_tflops.get(backend_name))) {
+        progress(fmt::format("{}: measuring the device's bandwidth and peak", backend_name));
+        device_ceilings[backend_name] = backend->measure_ceilings();
+      }
+      const std::optional<DeviceCeilings>& device = device_ceilings[backend_name];
+      auto measured = [&](double value, const std::optional<Ceiling>& cpu) -> std::optional<Ceiling> {
+        if (backend_name == "cpu") return cpu;
+        if (!device || value <= 0) return std::nullopt;
+        return Ceiling{value, "measured: " + device->how};
+      };
+      r.bandwidth = ceiling_for(backend_name, spec.bandwidth_gbs, "--bandwidth-gbs",
+                                measured(device ? device->bandwidth_bytes_per_s / 1e9 : 0, cpu_bandwidth));
+      r.peak = ceiling_for(backend_name, spec.peak_tflops, "--peak-tflops",
+                           measured(device ? device->peak_flops / 1e12 : 0, cpu_peak));
 
       progress(fmt::format("{}: compiling", label));
       start = Clock::now();
