@@ -1,0 +1,40 @@
+#!/bin/bash
+# On the GPU machine (the device tool, repository root, carry [".device"]): builds rwkvc with the
+# CPU, Vulkan and CUDA backends and runs `rwkvc bench` on RWKV-7 shapes (f16 weights, -O0 and
+# -O2), one JSON + Markdown report per shape, all in $OUT/h100-report.tar.gz. The side-by-side
+# summary is made from the JSON records with `rwkvc bench --summarize` (here or anywhere).
+#   bash bench/h100_report.sh [shape names: 0.1B 0.4B 1.5B 2.9B 7.2B]
+set -o pipefail
+source .device/prepare.sh
+OUT=${OUT:-/tmp/out}
+R=$OUT/h100
+mkdir -p "$R"
+export XDG_CACHE_HOME=/tmp/rwkvc-cache
+{ cmake -S . -B build-dev -G Ninja -DRWKVC_BUILD_BENCH=OFF && ninja -C build-dev rwkvc; } > "$R/build.log" 2>&1 ||
+  { tail -40 "$R/build.log"; exit 1; }
+B=build-dev/rwkvc
+$B devices | tee "$R/devices.txt"
+
+declare -A SHAPE=([0.1B]=rwkv7:L12:D768:V65536 [0.4B]=rwkv7:L24:D1024:V65536 [1.5B]=rwkv7:L24:D2048:V65536
+                  [2.9B]=rwkv7:L32:D2560:V65536 [7.2B]=rwkv7:L32:D4096:V65536)
+# The CPU backend (f32 arithmetic) takes minutes per round on the larger shapes.
+declare -A BACKENDS=([0.1B]=cuda,vulkan,cpu [0.4B]=cuda,vulkan,cpu [1.5B]=cuda,vulkan [2.9B]=cuda,vulkan [7.2B]=cuda,vulkan)
+
+# The ceilings, measured once on the device by the CUDA backend (a 1 GiB device-to-device copy,
+# an 8192^3 f16 cuBLAS GEMM), apply to both GPU backends: they share the GPU and its memory.
+$B bench --shape rwkv7:L1:D256:V1024 --backends cuda --prompt 1 --gen 1 --repeat 1 --warmup 0 --json "$R/ceilings.json" \
+  > "$R/ceilings.log" 2>&1 || { cat "$R/ceilings.log"; exit 1; }
+read -r BW PEAK < <(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]['roofline']; \
+print(r['bandwidth_gbs'], r['peak_tflops'])" "$R/ceilings.json")
+echo "ceilings: $BW GB/s, $PEAK TFLOP/s"
+
+for name in "${@:-0.1B 0.4B 1.5B 2.9B 7.2B}"; do
+  for n in $name; do
+    echo "== $n (${SHAPE[$n]}: ${BACKENDS[$n]})"
+    $B bench --shape "${SHAPE[$n]}" --backends "${BACKENDS[$n]}" --dtype f16 -O0,-O2 --prompt 512 --gen 64 --repeat 3 \
+      --bandwidth-gbs "cuda=$BW,vulkan=$BW" --peak-tflops "cuda=$PEAK,vulkan=$PEAK" \
+      --json "$R/$n.json" --markdown "$R/$n.md" --svg "$R/$n.svg" > "$R/$n.log" 2>&1
+    echo "rc=$?"; grep -E "^(cuda|vulkan|cpu) |fraction|decode x" "$R/$n.log"
+  done
+done
+tar -czf "$OUT/h100-report.tar.gz" -C "$OUT" h100 && rm -rf "$R"
