@@ -5,6 +5,7 @@
 #include "backends/cuda/cuda_device.h"
 #include "backends/cuda/cuda_executable.h"
 #include "backends/cuda/cuda_state.h"
+#include "backends/cuda/roofline.h"
 
 namespace rwkvc {
 
@@ -22,6 +23,12 @@ class CudaBackend final : public Backend {
   std::string device_name() const override { return "cuda: " + describe(device_); }
   std::unique_ptr<Executable> compile(const Graph& graph, const WeightMap& weights) const override {
     return std::make_unique<cuda::CudaExecutable>(device_, graph, weights);
+  }
+  std::optional<DeviceCeilings> measure_ceilings() const override {
+    cuda::use_device(device_.index);
+    return DeviceCeilings{cuda::copy_bandwidth(device_.index), cuda::gemm_rate(device_.index),
+                          "1 GiB device-to-device copy (read + write) and 8192^3 f16 cuBLAS GEMM with f32 "
+                          "accumulation, medians of 20"};
   }
 
  private:

@@ -12,6 +12,7 @@
 
 #include "backends/cpu/precompute.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_matmul.h"
 
 namespace rwkvc::cuda {
 
@@ -88,6 +89,9 @@ CudaExecutable::CudaExecutable(const DeviceInfo& device, const Graph& graph, con
     }
     if (const char* graphs = std::getenv("RWKVC_CUDA_GRAPHS"); graphs != nullptr && std::string(graphs) == "0")
       use_graphs_ = false;
+    dependent_launch_ = device_.major >= 9;
+    if (const char* pdl = std::getenv("RWKVC_CUDA_PDL"); pdl != nullptr && std::string(pdl) == "0")
+      dependent_launch_ = false;
 
     upload_weights(precomputed.weights);
     plan_buffers();
@@ -333,6 +337,10 @@ HostTensor CudaExecutable::forward(std::span<const std::int32_t> tokens, State& 
   ctx.cublas = cublas_;
   ctx.T = count;
   ctx.last_logits_only = per_position && !options.all_logits;
+  // Decode and short chunks (GEMVs, small kernels) gain from dependent launches. Long prompts
+  // lose: cuBLAS kernels release their dependents early, whose waiting blocks then hold SM
+  // resources the GEMM's later waves need (measured on the H100: 4096-token prefill 50% slower).
+  ctx.dependent_launch = dependent_launch_ && count <= kGemvMaxRows;
   bind_slots(storage, ctx);
 
   std::memcpy(host_tokens_, tokens.data(), tokens.size() * sizeof(std::int32_t));

@@ -68,6 +68,7 @@ class CudaExecutable final : public Executable {
   std::size_t host_logits_floats_ = 0;
 
   bool use_graphs_ = true;
+  bool dependent_launch_ = false;  // programmatic dependent launch (sm_90+; RWKVC_CUDA_PDL=0: off)
   cudaGraphExec_t decode_graph_ = nullptr;
   const void* graph_state_ = nullptr;
   std::int64_t graph_generation_ = -1;

@@ -1,6 +1,7 @@
 #include "backends/cuda/cuda_matmul.h"
 
 #include <limits>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -88,7 +89,7 @@ Step matmul_step(const MatmulSpec& spec, Program& program) {
     }
     LaunchArgs args;
     args.add(a).add(ctx.slots[staging]).add<long long>(rows * spec.K);
-    ctx.launch_elements(*convert, rows * spec.K, args);
+    ctx.launch_elements(*convert, (rows * spec.K + 3) / 4, args);  // four elements a thread
     cudaDataType type = spec.b_dtype == DType::f16 ? CUDA_R_16F : CUDA_R_16BF;
     ctx.record(fmt::format("cublasGemmEx {}x{}x{}", n, m, k), [&] {
       check(cublasGemmEx(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, b, type, k, ctx.slots[staging], type, k,
@@ -98,36 +99,68 @@ Step matmul_step(const MatmulSpec& spec, Program& program) {
   };
 }
 
-Step batched_matmul_step(const std::vector<MatmulSpec>& specs, Program& program) {
-  if (specs.size() == 1) return matmul_step(specs[0], program);
-  std::vector<Step> singles;
-  for (const MatmulSpec& spec : specs) singles.push_back(matmul_step(spec, program));
+namespace {
+std::uint64_t fnv1a(std::string_view text) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return hash;
+}
+}  // namespace
+
+Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
+  if (members.size() == 1) return members[0].single;
   program.module.include(kGemvSource);
-  std::string type = device_type(specs[0].b_dtype);
-  std::string name = "gemv_batch_" + type;
+  std::string type = device_type(members[0].spec.b_dtype);
+  // The entry point: the batch, then T and each folded epilogue's outputs and inputs.
+  std::string params = "GemvBatch batch, i64 T", body;
+  for (std::size_t m = 0; m < members.size(); ++m) {
+    const GemvMember& member = members[m];
+    std::string store = "StoreRow()";
+    if (!member.epilogue.empty()) {
+      store = member.epilogue + "_store{T";
+      for (std::size_t o = 0; o < member.outs.size(); ++o) {
+        params += fmt::format(", float* m{}_out{}", m, o);
+        store += fmt::format(", m{}_out{}", m, o);
+      }
+      for (std::size_t i = 0; i < member.ins.size(); ++i) {
+        params += fmt::format(", const float* __restrict__ m{}_in{}", m, i);
+        store += fmt::format(", m{}_in{}", m, i);
+      }
+      store += "}";
+    }
+    body += fmt::format(
+        "  {}if (m == {}) gemv_rows<{}, 1, true>(batch.x[{}], reinterpret_cast<const {}*>(batch.w[{}]), batch.y[{}], "
+        "batch.K[{}], batch.N[{}], {}, block);\n",
+        m == 0 ? "" : "else ", m, type, m, type, m, m, m, m, store);
+  }
+  std::string text = fmt::format("({}) {{\n  (void)T;\n  const int m = gemv_batch_member(batch);\n"
+                                 "  const int block = (int)blockIdx.x - batch.first_block[m];\n{}}}\n",
+                                 params, body);
+  std::string name = fmt::format("gemv_group_{:016x}", fnv1a(text));
   KernelHandle* kernel = program.module.kernel(
-      name, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}(GemvBatch batch, int K) {{\n"
-                        "  gemv_batch<{}>(batch, K);\n}}\n",
-                        kGemvThreads, name, type));
-  return [specs, singles, kernel](RunContext& ctx) {
-    constexpr std::size_t kBatch = 4;  // GEMV_BATCH in kGemvSource
+      name, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}{}", kGemvThreads, name, text));
+
+  return [members, kernel](RunContext& ctx) {
+    constexpr std::size_t kBatch = kMatmulBatch;  // GEMV_BATCH in kGemvSource
     struct GemvBatch {
       const float* x[kBatch];
       const void* w[kBatch];
       float* y[kBatch];
+      int K[kBatch];
       int N[kBatch];
       int first_block[kBatch];
     } batch{};
-    std::int64_t per_vector = specs[0].b_dtype == DType::f32 ? 4 : 8;
     unsigned blocks = 0;
     bool one_row = true;
     for (std::size_t i = 0; i < kBatch; ++i) {
       batch.first_block[i] = std::numeric_limits<int>::max();
-      if (i >= specs.size()) continue;
-      const MatmulSpec& spec = specs[i];
+      if (i >= members.size()) continue;
+      const MatmulSpec& spec = members[i].spec;
+      std::int64_t per_vector = spec.b_dtype == DType::f32 ? 4 : 8;
       batch.x[i] = static_cast<const float*>(ctx.slots[spec.a]);
       batch.w[i] = ctx.slots[spec.b];
-      batch.y[i] = static_cast<float*>(ctx.slots[spec.out]);
+      batch.y[i] = members[i].epilogue.empty() ? static_cast<float*>(ctx.slots[spec.out]) : nullptr;
+      batch.K[i] = static_cast<int>(spec.K);
       batch.N[i] = static_cast<int>(spec.N);
       batch.first_block[i] = static_cast<int>(blocks);
       blocks += static_cast<unsigned>((spec.N + kGemvThreads / 32 - 1) / (kGemvThreads / 32));
@@ -135,11 +168,15 @@ Step batched_matmul_step(const std::vector<MatmulSpec>& specs, Program& program)
                 aligned16(batch.w[i]);
     }
     if (!one_row) {
-      for (const Step& step : singles) step(ctx);
+      for (const GemvMember& member : members) member.single(ctx);
       return;
     }
     LaunchArgs args;
-    args.add(batch).add<int>(static_cast<int>(specs[0].K));
+    args.add(batch).add<long long>(ctx.T);
+    for (const GemvMember& member : members) {
+      for (std::size_t s : member.outs) args.add(ctx.slots[s]);
+      for (std::size_t s : member.ins) args.add(ctx.slots[s]);
+    }
     ctx.launch(*kernel, dim3(blocks), dim3(kGemvThreads), args);
   };
 }

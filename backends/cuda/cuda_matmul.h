@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "backends/cuda/cuda_program.h"
@@ -27,9 +28,20 @@ inline constexpr std::int64_t kGemvMaxRows = 8;
 
 Step matmul_step(const MatmulSpec& spec, Program& program);
 
-// Independent matmuls (none reads another's result) with one K and weight type, at most 4: one
-// launch when each has one row (decode), else each on its own.
-inline constexpr std::size_t kMatmulBatch = 4;
-Step batched_matmul_step(const std::vector<MatmulSpec>& specs, Program& program);
+// One member of a batch of one-row GEMVs: a matmul (plain store) or a matmul_epilogue region
+// whose tail is folded into the store (the generated `epilogue` entry's store, reading `ins`
+// and writing `outs`). `single` runs it on its own (more rows, unaligned operands).
+struct GemvMember {
+  MatmulSpec spec;
+  std::string epilogue;  // empty: a plain matmul
+  std::vector<std::size_t> outs, ins;  // the epilogue's slots
+  Step single;
+};
+
+// Independent one-row GEMVs (none reads another's result) with one weight type, at most 8
+// (r, k, v and the four LoRA downs): one launch when each has one row (decode), else each on
+// its own.
+inline constexpr std::size_t kMatmulBatch = 8;
+Step gemv_group_step(const std::vector<GemvMember>& members, Program& program);
 
 }  // namespace rwkvc::cuda

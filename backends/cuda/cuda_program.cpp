@@ -19,8 +19,19 @@ void RunContext::launch(const KernelHandle& kernel, dim3 grid, dim3 block, Launc
   std::vector<void*> pointers = args.pointers();
   std::string name = timings == nullptr ? std::string() : fmt::format("{} <<<{}, {}>>>", kernel.name, grid.x * grid.y, block.x);
   record(name, [&] {
-    check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel.kernel), grid, block, pointers.data(), shared_bytes,
-                           stream),
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream;
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    if (dependent_launch) {
+      config.attrs = &attribute;
+      config.numAttrs = 1;
+    }
+    check(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(kernel.kernel), pointers.data()),
           fmt::format("launch of {}", kernel.name));
   });
 }
@@ -163,27 +174,74 @@ class ProgramBuilder {
         }
   }
 
-  // Decode's independent projections (r, k, v: one-row matmuls of one K reading earlier values)
-  // go out as one launch; the batch runs where its last member stands.
+  // Decode's independent one-row GEMVs (r, k, v; the LoRA downs; the LoRA ups) go out as few
+  // launches: a first batch of matmuls independent of each other, and a second that may read
+  // the first's results. Both run, in that order, where their last member stands; any other op
+  // runs them first.
+  struct PendingGemv {
+    GemvMember member;
+    std::size_t index;
+    std::vector<ValueId> results;
+  };
+
   bool joins_batch(const Op& op, std::size_t index) {
-    if (op.kind != OpKind::matmul || !is_weight_[at(op.operands[1])] || op.results[0] == graph_.logits) return false;
-    MatmulSpec spec =
-        matmul_spec(op, at(op.operands[0]), at(op.operands[1]), at(op.results[0]), types_, op.operands[1], false);
-    bool fits = !batch_.empty() && batch_.size() < kMatmulBatch && batch_[0].K == spec.K &&
-                batch_[0].b_dtype == spec.b_dtype &&
-                std::none_of(batch_.begin(), batch_.end(), [&](const MatmulSpec& m) { return m.out == spec.a; });
-    if (!fits) flush_batch();
-    batch_.push_back(spec);
-    batch_ops_.push_back(index);
+    std::optional<GemvMember> member = gemv_member(op);
+    if (!member) return false;
+    auto reads = [&](const std::vector<PendingGemv>& batch) {
+      for (const PendingGemv& pending : batch)
+        for (ValueId id : pending.results)
+          if (std::find(op.operands.begin(), op.operands.end(), id) != op.operands.end()) return true;
+      return false;
+    };
+    auto fits = [&](const std::vector<PendingGemv>& batch) {
+      return batch.size() < kMatmulBatch && (batch.empty() || batch[0].member.spec.b_dtype == member->spec.b_dtype);
+    };
+    PendingGemv pending{std::move(*member), index, op.results};
+    if (reads(second_)) {
+      flush_batch();
+    } else if (reads(first_)) {
+      if (fits(second_)) {
+        second_.push_back(std::move(pending));
+        return true;
+      }
+      flush_batch();
+    } else if (!fits(first_)) {
+      if (fits(second_)) {
+        second_.push_back(std::move(pending));
+        return true;
+      }
+      flush_batch();
+    }
+    first_.push_back(std::move(pending));
     return true;
   }
 
   void flush_batch() {
-    if (batch_.empty()) return;
-    for (std::size_t index : batch_ops_) program_.runs_at[index] = batch_ops_.back();
-    program_.steps.push_back(batched_matmul_step(batch_, program_));
-    batch_.clear();
-    batch_ops_.clear();
+    if (first_.empty() && second_.empty()) return;
+    std::size_t last = 0;
+    for (const auto* batch : {&first_, &second_})
+      for (const PendingGemv& pending : *batch) last = std::max(last, pending.index);
+    for (auto* batch : {&first_, &second_}) {
+      if (batch->empty()) continue;
+      std::vector<GemvMember> members;
+      for (PendingGemv& pending : *batch) {
+        program_.runs_at[pending.index] = last;
+        members.push_back(std::move(pending.member));
+      }
+      program_.steps.push_back(gemv_group_step(members, program_));
+      batch->clear();
+    }
+  }
+
+  // A one-row GEMV candidate for a batch: a matmul by a weight (not the logits), or a
+  // matmul_epilogue region whose tail folds into the GEMV's store.
+  std::optional<GemvMember> gemv_member(const Op& op) {
+    if (op.kind == OpKind::region) return epilogue_member(op);
+    if (op.kind != OpKind::matmul || !is_weight_[at(op.operands[1])] || op.results[0] == graph_.logits) return std::nullopt;
+    GemvMember member;
+    member.spec = matmul_spec(op, at(op.operands[0]), at(op.operands[1]), at(op.results[0]), types_, op.operands[1], false);
+    member.single = matmul_step(member.spec, program_);
+    return member;
   }
 
   void write_back_state() {
@@ -301,24 +359,166 @@ class ProgramBuilder {
       return lower_region(op, false);
     std::vector<Step> inline_steps = steps_of([&] { lower_region(op, false); });
     std::vector<Step> split_steps = steps_of([&] { lower_region(op, true); });
-    program_.steps.push_back([inline_steps, split_steps](RunContext& ctx) {
+    std::optional<Step> one_token = wkv7_one_token(op);
+    program_.steps.push_back([inline_steps, split_steps, one_token](RunContext& ctx) {
+      if (ctx.T == 1 && one_token) return (*one_token)(ctx);
       for (const Step& step : ctx.T >= kSplitReductionsFrom ? split_steps : inline_steps) step(ctx);
     });
+  }
+
+  // Whether `op` of a wkv region keeps heads apart: what it computes for one head's channels
+  // reads only that head's channels of the values computed inside the region (elementwise ops,
+  // reshapes between head-major layouts, and reductions over one head).
+  static bool keeps_heads_apart(const Op& op, std::span<const TensorType> types, Dim H, Dim N) {
+    auto shape = [&](ValueId id) { return types[at(id)].shape; };
+    auto channels = [&](const Shape& s) {  // head-major layouts of C = H * N values
+      return s == Shape{kSeq, H * N} || s == Shape{kSeq, H, N} || s == Shape{H * N} || s == Shape{H, N};
+    };
+    auto per_head = [&](const Shape& s) {
+      return s == Shape{kSeq, H, 1} || s == Shape{H, 1} || s == Shape{kSeq, H} || s == Shape{H};
+    };
+    switch (op.kind) {
+      case OpKind::wkv7:
+      case OpKind::constant:
+      case OpKind::lerp: return true;
+      case OpKind::reshape: {
+        const Shape &from = shape(op.operands[0]), &to = shape(op.results[0]);
+        return (channels(from) && channels(to)) || (per_head(from) && per_head(to));
+      }
+      case OpKind::reduce_sum: return shape(op.operands[0]) == Shape{kSeq, H, N} || shape(op.operands[0]) == Shape{H, N};
+      case OpKind::l2_norm:
+      case OpKind::group_norm: return op.int_attr("groups") == H && channels(shape(op.operands[0]));
+      default: return is_unary_elementwise(op.kind) || is_binary_elementwise(op.kind);
+    }
+  }
+
+  // A one-token call of an RWKV-7 wkv region as one kernel, a block per head: the pre-ops for
+  // the head's channels, the recurrence for its rows, then the post-ops (group norm, bonus,
+  // gate), which read only the head's own channels (checked), with barriers between. Null
+  // when the region does not have that form.
+  std::optional<Step> wkv7_one_token(const Op& op) {
+    const Region& body = *op.region;
+    std::span<const TensorType> types = body.values;
+    const Op* wkv = nullptr;
+    for (const Op& inner : body.ops) {
+      if (inner.kind == OpKind::wkv7) {
+        if (wkv != nullptr) return std::nullopt;
+        wkv = &inner;
+      } else if (!is_generatable(inner.kind)) {
+        return std::nullopt;
+      }
+    }
+    if (body.kind != "wkv" || wkv == nullptr || at(wkv->operands[6]) >= body.arguments) return std::nullopt;
+    const Shape& state = types[at(wkv->operands[6])].shape;
+    Dim H = state[0], N = state[1], C = H * N;
+    Shape domain{kSeq, C};
+    if (N % 32 != 0 || N > 128) return std::nullopt;
+    for (std::size_t i = 0; i < 6; ++i)
+      if (types[at(wkv->operands[i])].shape != domain) return std::nullopt;
+    for (const Op& inner : body.ops)
+      if (!keeps_heads_apart(inner, types, H, N)) return std::nullopt;
+
+    // Slots: arguments in the operands', the wkv7 operands and results in scratch unless
+    // they are arguments or yields, the other yields (computed last) in the results'.
+    std::vector<std::optional<std::size_t>> slot(types.size());
+    for (std::size_t i = 0; i < body.arguments; ++i) slot[i] = at(op.operands[i]);
+    std::vector<ValueId> yields_after;
+    std::vector<std::size_t> yield_slots;
+    for (std::size_t p = 0; p < body.yields.size(); ++p) {
+      ValueId y = body.yields[p];
+      if (slot[at(y)]) return std::nullopt;  // an argument or a value yielded twice: a copy
+      slot[at(y)] = at(op.results[p]);
+      if (y == wkv->results[0] || y == wkv->results[1]) continue;
+      if (types[at(y)].shape != domain) return std::nullopt;
+      yields_after.push_back(y);
+      yield_slots.push_back(at(op.results[p]));
+    }
+    std::size_t scratch_used = 0;
+    auto place = [&](ValueId id) {
+      if (slot[at(id)]) return;
+      if (program_.scratch.size() <= scratch_used) program_.scratch.emplace_back();
+      program_.scratch[scratch_used].push_back(types[at(id)].shape);
+      slot[at(id)] = program_.scratch_slot(scratch_used++);
+    };
+    std::vector<ValueId> before;
+    for (std::size_t i = 0; i < 6; ++i) {
+      ValueId id = wkv->operands[i];
+      if (at(id) >= body.arguments && std::find(before.begin(), before.end(), id) == before.end()) before.push_back(id);
+      place(id);
+    }
+    for (ValueId id : wkv->results) place(id);
+
+    CodegenScope scope{types, std::vector<const Op*>(types.size(), nullptr)};
+    for (const Op& inner : body.ops)
+      for (ValueId id : inner.results) scope.producer[at(id)] = &inner;
+    std::vector<bool> ready(types.size(), false);
+    for (std::size_t i = 0; i < body.arguments; ++i) ready[i] = true;
+    ElementCode pre = generate_element_code(scope, before, ready, domain, "a_");
+    for (ValueId id : before) ready[at(id)] = true;
+    for (ValueId id : wkv->results) ready[at(id)] = true;
+    ElementCode post = generate_element_code(scope, yields_after, ready, domain, "c_");
+
+    std::string params = "i64 T";
+    for (std::size_t o = 0; o < before.size(); ++o) params += fmt::format(", float* a_out{}", o);
+    for (std::size_t i = 0; i < pre.inputs.size(); ++i) params += fmt::format(", const float* a_in{}", i);
+    for (std::size_t o = 0; o < yields_after.size(); ++o) params += fmt::format(", float* c_out{}", o);
+    for (std::size_t i = 0; i < post.inputs.size(); ++i) params += fmt::format(", const float* c_in{}", i);
+    params += ", const float* r, const float* w, const float* k, const float* v, const float* a, const float* b, "
+              "const float* s_in, float* s_out, float* y";
+    std::string text = fmt::format(
+        "({0}) {{\n  (void)T;\n  kernel_entry();\n  const int h = blockIdx.x;\n  const i64 d0 = 0;\n"
+        "  for (int c = threadIdx.x; c < {1}; c += blockDim.x) {{\n    const i64 d1 = (i64)h * {1} + c;\n{2}  }}\n"
+        "  __syncthreads();  // the head's vectors are in memory\n"
+        "  wkv7_head_one_token<{1}>(h, r, w, k, v, a, b, s_in, s_out, y);\n"
+        "  __syncthreads();  // and its outputs\n"
+        "  for (int c = threadIdx.x; c < {1}; c += blockDim.x) {{\n    const i64 d1 = (i64)h * {1} + c;\n{3}  }}\n}}\n",
+        params, N, pre.body, post.body);
+    std::uint64_t hash = 0xcbf29ce484222325ull;
+    for (char ch : text) hash = (hash ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
+    std::string name = fmt::format("wkv7_token_{:016x}", hash);
+    program_.module.include(kWkvSource);
+    KernelHandle* kernel =
+        program_.module.kernel(name, fmt::format("extern \"C\" __global__ void __launch_bounds__(1024) {}{}", name, text));
+
+    std::vector<std::size_t> slots;
+    for (std::size_t i = 0; i < before.size(); ++i) slots.push_back(*slot[at(before[i])]);
+    for (ValueId id : pre.inputs) slots.push_back(*slot[at(id)]);
+    for (std::size_t s : yield_slots) slots.push_back(s);
+    for (ValueId id : post.inputs) slots.push_back(*slot[at(id)]);
+    for (std::size_t i = 0; i < 7; ++i) slots.push_back(*slot[at(wkv->operands[i])]);
+    slots.push_back(*slot[at(wkv->results[1])]);
+    slots.push_back(*slot[at(wkv->results[0])]);
+    auto threads = static_cast<unsigned>(std::min<Dim>(1024, 32 * N));
+    return [kernel, slots, H, threads](RunContext& ctx) {
+      LaunchArgs args;
+      args.add<long long>(ctx.T);
+      for (std::size_t s : slots) args.add(ctx.slots[s]);
+      ctx.launch(*kernel, dim3(static_cast<unsigned>(H)), dim3(threads), args);
+    };
   }
   static constexpr std::int64_t kSplitReductionsFrom = 32;
 
   // A matmul_epilogue region (one matmul, then elementwise ops on its result): for one row, one
   // GEMV kernel whose store computes the tail; otherwise the matmul and a tail kernel.
   bool lower_matmul_epilogue(const Op& op) {
+    std::optional<GemvMember> member = epilogue_member(op);
+    if (!member) return false;
+    program_.steps.push_back(member->single);
+    return true;
+  }
+
+  // The GEMV (with its folded tail) of a matmul_epilogue region, when it has one: a matmul by a
+  // weight first, then only generatable ops that read the product where they store.
+  std::optional<GemvMember> epilogue_member(const Op& op) {
     const Region& body = *op.region;
-    if (body.kind != "matmul_epilogue" || body.ops.empty() || body.ops[0].kind != OpKind::matmul) return false;
+    if (body.kind != "matmul_epilogue" || body.ops.empty() || body.ops[0].kind != OpKind::matmul) return std::nullopt;
     const Op& matmul = body.ops[0];
     ValueId a = matmul.operands[0], b = matmul.operands[1];
-    if (at(a) >= body.arguments || at(b) >= body.arguments || !is_weight_[at(op.operands[at(b)])]) return false;
+    if (at(a) >= body.arguments || at(b) >= body.arguments || !is_weight_[at(op.operands[at(b)])]) return std::nullopt;
     for (std::size_t i = 1; i < body.ops.size(); ++i)
-      if (!is_generatable(body.ops[i].kind) || is_reduction(body.ops[i].kind)) return false;
+      if (!is_generatable(body.ops[i].kind) || is_reduction(body.ops[i].kind)) return std::nullopt;
     const Shape& result = body.values[at(matmul.results[0])].shape;
-    if (result.rank() > 2) return false;
+    if (result.rank() > 2) return std::nullopt;
 
     CodegenScope scope{body.values, std::vector<const Op*>(body.values.size(), nullptr)};
     for (const Op& inner : body.ops)
@@ -330,7 +530,7 @@ class ProgramBuilder {
     try {
       epilogue = generate_gemv_epilogue(scope, body.yields, materialized, matmul.results[0], device_type(dtype));
     } catch (const IrError&) {
-      return false;  // the tail reads the product elsewhere than where it stores: not foldable
+      return std::nullopt;  // the tail reads the product elsewhere than where it stores: not foldable
     }
     program_.module.include(kGemvSource);
     KernelHandle* kernel = program_.module.kernel(epilogue.name, epilogue.source);
@@ -342,7 +542,18 @@ class ProgramBuilder {
     std::size_t x = at(op.operands[at(a)]), w = at(op.operands[at(b)]);
     Shape a_shape = body.values[at(a)].shape;
     std::int64_t K = a_shape.back(), N = result.back(), per_vector = dtype == DType::f32 ? 4 : 8;
-    program_.steps.push_back([=](RunContext& ctx) {
+    GemvMember member;
+    member.spec.a = x;
+    member.spec.b = w;
+    member.spec.a_shape = a_shape;
+    member.spec.K = K;
+    member.spec.N = N;
+    member.spec.b_dtype = dtype;
+    member.spec.b_is_weight = true;
+    member.epilogue = epilogue.name;
+    member.outs = outs;
+    member.ins = ins;
+    member.single = [=](RunContext& ctx) {
       bool aligned = reinterpret_cast<std::uintptr_t>(ctx.slots[x]) % 16 == 0 &&
                      reinterpret_cast<std::uintptr_t>(ctx.slots[w]) % 16 == 0;
       if (a_shape.numel(ctx.T) != K || K % per_vector != 0 || !aligned) {
@@ -354,8 +565,8 @@ class ProgramBuilder {
       for (std::size_t s : outs) args.add(ctx.slots[s]);
       for (std::size_t s : ins) args.add(ctx.slots[s]);
       ctx.launch(*kernel, dim3(static_cast<unsigned>((N + 7) / 8)), dim3(256), args);
-    });
-    return true;
+    };
+    return member;
   }
 
   void lower_region(const Op& op, bool split_reductions) {
@@ -463,8 +674,7 @@ class ProgramBuilder {
   }
 
   const Graph& graph_;
-  std::vector<MatmulSpec> batch_;
-  std::vector<std::size_t> batch_ops_;
+  std::vector<PendingGemv> first_, second_;
   std::vector<TensorType> types_;
   std::vector<bool> is_weight_;
   Program program_;

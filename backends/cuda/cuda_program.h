@@ -53,6 +53,9 @@ struct RunContext {
   std::int64_t T = 1;
   std::vector<void*> slots;  // memory by slot
   bool last_logits_only = false;  // the logits' producer computes only the last row
+  // Launch kernels as programmatic dependents of the previous one (sm_90): each kernel's launch
+  // and weight loads overlap its predecessor's tail (every kernel waits for it with grid_wait).
+  bool dependent_launch = false;
   std::int64_t launches = 0;
   // While profiling (RWKVC_CUDA_PROFILE): each launch between two events, by kernel name.
   struct Timing {

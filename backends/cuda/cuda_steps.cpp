@@ -1,6 +1,7 @@
 #include "backends/cuda/cuda_steps.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include <fmt/format.h>
 
@@ -63,7 +64,7 @@ Step group_reduction_step(Program& program, const Op& op, const std::vector<std:
 Step wkv7_step(Program& program, const std::vector<std::size_t>& operands, const std::vector<std::size_t>& results,
                const Shape& sequence_shape, const Shape& state_shape) {
   std::int64_t heads = state_shape[0], size = state_shape[1];
-  // The block-per-head kernel keeps two chunks of 6 x 8 token vectors in 48 KiB; 4 lanes a row.
+  // The block kernel keeps two chunks of 6 x 8 token vectors (up to 48 KiB); 8 lanes a row.
   if (size % 32 != 0 || size > 128)
     throw IrError(fmt::format("the CUDA wkv7 kernels take a head size that is a multiple of 32 up to 128, not {}", size));
   program.module.include(kWkvSource);
@@ -74,24 +75,31 @@ Step wkv7_step(Program& program, const std::vector<std::size_t>& operands, const
                           "{{\n  {}(T, C, r, w, k, v, a, b, s_in, s_out, y);\n}}\n",
                           name, call));
   };
-  constexpr int kLanes = 4;
-  constexpr unsigned kRowWarpsPerBlock = 4;  // H * N rows, a multiple of 32: whole blocks
+  // Blocks of 16 rows, 8 lanes a row (4 warps, one per scheduler): H * N / 16 blocks.
+  constexpr int kLanes = 8, kRowsPerBlock = 16;
+  constexpr unsigned kRowWarpsPerBlock = 4;       // H * N rows, a multiple of 32: whole blocks
   KernelHandle* rows = entry(fmt::format("wkv7_warp_rows_n{}", size), fmt::format("wkv7_warp_rows<{}>", size));
-  KernelHandle* blocks =
-      entry(fmt::format("wkv7_heads_n{}_l{}", size, kLanes), fmt::format("wkv7_heads<{}, {}>", size, kLanes));
+  KernelHandle* blocks = entry(fmt::format("wkv7_heads_n{}_l{}_r{}", size, kLanes, kRowsPerBlock),
+                               fmt::format("wkv7_heads<{}, {}, {}>", size, kLanes, kRowsPerBlock));
   std::int64_t channels = heads * size;
   return [=](RunContext& ctx) {
     auto steps = static_cast<int>(sequence_shape.numel(ctx.T) / channels);
     LaunchArgs args;
     args.add<int>(steps).add<int>(static_cast<int>(channels));
-    for (std::size_t i = 0; i < 7; ++i) args.add(ctx.slots[operands[i]]);
+    bool aligned = true;
+    for (std::size_t i = 0; i < 7; ++i) {
+      args.add(ctx.slots[operands[i]]);
+      aligned = aligned && reinterpret_cast<std::uintptr_t>(ctx.slots[operands[i]]) % 16 == 0;
+    }
     args.add(ctx.slots[results[1]]).add(ctx.slots[results[0]]);
+    aligned = aligned && reinterpret_cast<std::uintptr_t>(ctx.slots[results[1]]) % 16 == 0;
     // A few tokens: a warp per row fills the GPU. Many: the per-token chain decides, and the
-    // block per head, fed from shared memory, has the shorter one.
-    if (steps < kWkv7BlocksFrom)
+    // blocks fed from shared memory have the shorter one (16-byte copies: aligned vectors).
+    if (steps < kWkv7BlocksFrom || !aligned)
       ctx.launch(*rows, dim3(static_cast<unsigned>(channels / kRowWarpsPerBlock)), dim3(32 * kRowWarpsPerBlock), args);
     else
-      ctx.launch(*blocks, dim3(static_cast<unsigned>(heads)), dim3(static_cast<unsigned>(size * kLanes)), args);
+      ctx.launch(*blocks, dim3(static_cast<unsigned>(channels / kRowsPerBlock)),
+                 dim3(static_cast<unsigned>(kRowsPerBlock * kLanes)), args);
   };
 }
 
@@ -109,13 +117,20 @@ Step wkv4_step(Program& program, const std::vector<std::size_t>& operands, const
   };
 }
 
-Step fused_step(KernelHandle* kernel, std::vector<std::size_t> outs, std::vector<std::size_t> ins, Shape domain) {
-  return [kernel, outs = std::move(outs), ins = std::move(ins), domain = std::move(domain)](RunContext& ctx) {
+Step fused_step(KernelHandle* kernel, std::vector<std::size_t> outs, std::vector<std::size_t> ins, Shape domain,
+                bool block_per_row) {
+  // A block per row: about two elements a thread, so that one token's row spreads wide.
+  unsigned row_threads = 0;
+  if (block_per_row) row_threads = static_cast<unsigned>(std::clamp<std::int64_t>((domain.back() / 2 + 31) / 32 * 32, 32, 1024));
+  return [kernel, outs = std::move(outs), ins = std::move(ins), domain = std::move(domain), row_threads](RunContext& ctx) {
     LaunchArgs args;
     args.add<long long>(ctx.T);
     for (std::size_t s : outs) args.add(ctx.slots[s]);
     for (std::size_t s : ins) args.add(ctx.slots[s]);
-    ctx.launch_elements(*kernel, domain.numel(ctx.T), args);
+    if (row_threads > 0)
+      ctx.launch(*kernel, dim3(static_cast<unsigned>(domain.numel(ctx.T) / domain.back())), dim3(row_threads), args);
+    else
+      ctx.launch_elements(*kernel, domain.numel(ctx.T), args);
   };
 }
 

@@ -37,7 +37,8 @@ Step wkv4_step(Program& program, const std::vector<std::size_t>& operands, const
 template <typename InSlot>
 void add_fused_steps(Program& program, const std::vector<FusedKernel>& kernels, const std::vector<std::size_t>& out_slots,
                      InSlot in_slot);
-Step fused_step(KernelHandle* kernel, std::vector<std::size_t> outs, std::vector<std::size_t> ins, Shape domain);
+Step fused_step(KernelHandle* kernel, std::vector<std::size_t> outs, std::vector<std::size_t> ins, Shape domain,
+                bool block_per_row);
 
 // Copies (from slot, to slot, element count) in one launch per 32.
 Step copy_step(Program& program, std::vector<std::pair<std::size_t, std::size_t>> slots, std::vector<std::int64_t> counts);
@@ -49,7 +50,8 @@ void add_fused_steps(Program& program, const std::vector<FusedKernel>& kernels, 
     std::vector<std::size_t> outs, ins;
     for (std::size_t p : kernel.output_positions) outs.push_back(out_slots[p]);
     for (ValueId id : kernel.inputs) ins.push_back(in_slot(id));
-    program.steps.push_back(fused_step(program.module.kernel(kernel.name, kernel.source), outs, ins, kernel.domain));
+    program.steps.push_back(fused_step(program.module.kernel(kernel.name, kernel.source), outs, ins, kernel.domain,
+                                            kernel.block_per_row));
   }
 }
 

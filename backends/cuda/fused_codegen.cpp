@@ -2,7 +2,9 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -70,6 +72,45 @@ class Emitter {
 
   const Shape& shape(ValueId id) const { return scope_.types[static_cast<std::size_t>(id)].shape; }
 
+  // A block per row of the domain (`d0`): a layer_norm of a materialised [rows, C] value reads
+  // its row's mean and inverse deviation from a block reduction done once, up front, for each
+  // row asked for (row d0, the previous row of a token shift, the last row).
+  void use_row_statistics() { row_statistics_ = true; }
+  void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
+  const std::string& prefix() const { return prefix_; }
+  bool used_row_statistics() const { return !row_stats_.empty(); }
+  // The code that computes the statistics, to run before the per-element loop.
+  std::string row_statistics_prologue() const {
+    // A row asked for twice (the last row is row d0 in a one-token call) is reduced once.
+    std::string text;
+    for (std::size_t k = 0; k < row_stats_.size(); ++k) {
+      const RowStats& stats = row_stats_[k];
+      std::string same;
+      for (std::size_t j = 0; j < k; ++j)
+        if (row_stats_[j].value == stats.value && row_stats_[j].eps == stats.eps)
+          same += fmt::format("    if (row == {0}) {{ {1} = {2}; {3} = {4}; }} else\n", row_stats_[j].row_name,
+                              stats.mean, row_stats_[j].mean, stats.inv_std, row_stats_[j].inv_std);
+      text += fmt::format(
+          "  float {0} = 0.0f, {1} = 0.0f;\n"
+          "  const i64 {7} = {2};\n"
+          "  {{\n"
+          "    const i64 row = {7};\n"
+          "{8}"
+          "    if (row >= 0 && row < {3}) {{\n"
+          "      const float* src = {4} + row * {5};\n"
+          "      float sum = 0.0f;\n"
+          "      for (int c = threadIdx.x; c < {5}; c += blockDim.x) sum += src[c];\n"
+          "      {0} = block_sum(sum, row_scratch) / (float)({5});\n"
+          "      float squares = 0.0f;\n"
+          "      for (int c = threadIdx.x; c < {5}; c += blockDim.x) squares += (src[c] - {0}) * (src[c] - {0});\n"
+          "      {1} = 1.0f / sqrtf(block_sum(squares, row_scratch) / (float)({5}) + {6});\n"
+          "    }}\n"
+          "  }}\n",
+          stats.mean, stats.inv_std, stats.row, stats.rows, stats.input, stats.width, stats.eps, stats.row_name, same);
+    }
+    return text;
+  }
+
   // The name of a local holding value `id` at `index`, emitting the code that computes it.
   std::string eval(ValueId id, const Index& index) {
     std::string key = fmt::format("{}@{}", id, fmt::join(index, ","));
@@ -102,7 +143,7 @@ class Emitter {
   std::string input_name(ValueId id) {
     auto [it, added] = input_index_.try_emplace(id, inputs_.size());
     if (added) inputs_.push_back(id);
-    return fmt::format("in{}", it->second);
+    return fmt::format("{}in{}", prefix_, it->second);
   }
 
   std::string compute(ValueId id, const Index& index) {
@@ -190,6 +231,14 @@ class Emitter {
       }
       case OpKind::group_norm:
       case OpKind::layer_norm: {
+        if (op->kind == OpKind::layer_norm && row_statistics_ && index.size() == 2 && shape(operand(0)).rank() == 2 &&
+            materialized_[static_cast<std::size_t>(operand(0))] && shape(operand(0)).back() != kSeq &&
+            known_before_the_loop(index[0])) {
+          const RowStats& stats = row_stats(operand(0), index[0], op->float_attr("eps"));
+          Index channel{index.back()};
+          return fmt::format("({} - {}) * {} * {} + {}", eval(operand(0), index), stats.mean, stats.inv_std,
+                             eval(operand(1), channel), eval(operand(2), channel));
+        }
         auto [base, width] = op->kind == OpKind::layer_norm
                                  ? std::pair<std::string, std::string>{"0", dim_text(shape(operand(0)).back())}
                                  : group_of(op, index.back(), shape(operand(0)).back());
@@ -207,6 +256,29 @@ class Emitter {
     throw IrError(fmt::format("a generated CUDA kernel cannot evaluate '{}' inline", op_name(op->kind)));
   }
 
+  // Whether a row expression reads only d0 and T (the block's row and the length), so that
+  // the prologue can evaluate it before the per-element loop.
+  static bool known_before_the_loop(std::string row) {
+    for (const char* name : {"d0", "T"})
+      for (std::size_t at = row.find(name); at != std::string::npos; at = row.find(name)) row.erase(at, std::strlen(name));
+    return row.find_first_not_of("0123456789()+-* ") == std::string::npos;
+  }
+
+  struct RowStats {
+    ValueId value;
+    std::string row, eps;
+    std::string mean, inv_std, input, width, rows, row_name;
+  };
+  const RowStats& row_stats(ValueId x, const std::string& row, double eps) {
+    std::string eps_text = float_literal(eps);
+    for (const RowStats& stats : row_stats_)
+      if (stats.value == x && stats.row == row && stats.eps == eps_text) return stats;
+    const Shape& from = shape(x);
+    row_stats_.push_back({x, row, eps_text, fresh("row_mean"), fresh("row_inv_std"), input_name(x),
+                          dim_text(from.back()), dim_text(from[0]), fresh("row")});
+    return row_stats_.back();
+  }
+
   // The group of the last axis that element `last` of an l2_norm / group_norm belongs to.
   std::pair<std::string, std::string> group_of(const Op* op, const std::string& last, Dim columns) {
     std::int64_t width = columns / op->int_attr("groups");
@@ -220,6 +292,7 @@ class Emitter {
                         const std::string& mean, bool squared) {
     std::string sum = fresh("s"), j = fresh("j");
     line(fmt::format("float {} = 0.0f;", sum));
+    line("#pragma unroll 8");  // the loads of several elements in flight at once
     open_scope(fmt::format("for (i64 {0} = 0; {0} < {1}; ++{0})", j, width));
     Index at = index;
     at.back() = base == "0" ? j : fmt::format("({} + {})", base, j);
@@ -240,6 +313,9 @@ class Emitter {
   std::vector<ValueId> inputs_;
   std::map<ValueId, std::size_t> input_index_;
   std::string body_;
+  std::string prefix_;  // of the pointer names: `prefix`in0..., `prefix`out0...
+  bool row_statistics_ = false;
+  std::vector<RowStats> row_stats_;
   ValueId register_value_ = kNoValue;
   Index register_index_;
   std::string register_name_;
@@ -266,7 +342,7 @@ void emit_outputs(Emitter& emitter, std::span<const ValueId> outputs, const Shap
     Index at = broadcast_index(index, shape);
     if (!guards.empty()) emitter.open_scope(fmt::format("if ({})", fmt::join(guards, " && ")));
     std::string v = emitter.eval(outputs[o], at);
-    emitter.line(fmt::format("out{}[{}] = {};", o, flat_offset(at, shape), v));
+    emitter.line(fmt::format("{}out{}[{}] = {};", emitter.prefix(), o, flat_offset(at, shape), v));
     if (!guards.empty()) emitter.close_scope();
   }
 }
@@ -277,8 +353,36 @@ Index domain_index(const Shape& domain) {
   return index;
 }
 
+std::uint64_t fnv1a(std::string_view text);
+
+// A block per row of a [rows, C] domain, when a layer_norm of a materialised value feeds the
+// outputs (a token shift mix that starts with its layer norm): the row statistics are reduced
+// once per block instead of by every element. Null when no layer_norm is there to gain from.
+std::optional<FusedKernel> generate_row_group(const CodegenScope& scope, const std::vector<ValueId>& outputs,
+                                              const std::vector<std::size_t>& positions, const Shape& domain,
+                                              const std::vector<bool>& materialized) {
+  if (domain.rank() != 2 || domain[1] == kSeq) return std::nullopt;
+  Emitter emitter(scope, materialized);
+  emitter.use_row_statistics();
+  emit_outputs(emitter, outputs, domain, domain_index(domain));
+  if (!emitter.used_row_statistics()) return std::nullopt;
+  std::string params = "i64 T";
+  for (std::size_t o = 0; o < outputs.size(); ++o) params += fmt::format(", float* out{}", o);
+  for (std::size_t i = 0; i < emitter.inputs().size(); ++i) params += fmt::format(", const float* __restrict__ in{}", i);
+  std::string text = fmt::format(
+      "({}) {{\n  (void)T;\n  kernel_entry();\n  __shared__ float row_scratch[32];\n  const i64 d0 = blockIdx.x;\n{}"
+      "  for (i64 d1 = threadIdx.x; d1 < {}; d1 += blockDim.x) {{\n{}  }}\n}}\n",
+      params, emitter.row_statistics_prologue(), domain[1], emitter.body());
+  std::string name = fmt::format("fused_rows_{:016x}", fnv1a(text));
+  FusedKernel kernel{name, fmt::format("extern \"C\" __global__ void {}{}", name, text), outputs, positions,
+                     emitter.inputs(), domain};
+  kernel.block_per_row = true;
+  return kernel;
+}
+
 FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>& outputs,
                            std::vector<std::size_t> positions, const Shape& domain, const std::vector<bool>& materialized) {
+  if (auto rows = generate_row_group(scope, outputs, positions, domain, materialized)) return *rows;
   Emitter emitter(scope, materialized);
   emit_outputs(emitter, outputs, domain, domain_index(domain));
 
@@ -295,7 +399,7 @@ FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>
   std::string count = "1";
   for (Dim d : domain.dims()) count += " * " + dim_text(d);
   std::string text = fmt::format(
-      "(i64 T{}) {{\n  (void)T;\n  const i64 count = {};\n"
+      "(i64 T{}) {{\n  (void)T;\n  kernel_entry();\n  const i64 count = {};\n"
       "  for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < count; e += (i64)gridDim.x * blockDim.x) {{\n"
       "{}{}  }}\n}}\n",
       params.substr(5), count, domain.rank() > 0 ? decode : "", emitter.body());
@@ -344,7 +448,18 @@ EpilogueKernel generate_gemv_epilogue(const CodegenScope& scope, std::span<const
   };
   text = replace_all(text, "@W@", weight_type);
   std::string name = fmt::format("gemv_epilogue_{:016x}", fnv1a(text));
-  return {name, replace_all(text, "@NAME@", name), emitter.inputs()};
+  return {name, replace_all(text, "@NAME@", name), emitter.inputs(), outputs.size()};
+}
+
+ElementCode generate_element_code(const CodegenScope& scope, std::span<const ValueId> outputs,
+                                  const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix) {
+  for (ValueId id : outputs)
+    if (!broadcasts_to(scope.types[static_cast<std::size_t>(id)].shape, domain))
+      throw IrError(fmt::format("output %{} does not broadcast to the domain {}", id, to_string(domain)));
+  Emitter emitter(scope, materialized);
+  emitter.set_prefix(prefix);
+  emit_outputs(emitter, outputs, domain, domain_index(domain));
+  return {emitter.body(), emitter.inputs()};
 }
 
 bool is_generatable(OpKind kind) {

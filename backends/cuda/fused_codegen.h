@@ -29,6 +29,7 @@ struct FusedKernel {
   std::vector<std::size_t> output_positions;  // of each output in the list asked for
   std::vector<ValueId> inputs;  // materialised values read, in parameter order
   Shape domain;                 // one thread per element (T bound at launch)
+  bool block_per_row = false;   // else: a block per row of the [rows, C] domain, its threads over C
 };
 
 // Kernels that compute `outputs`, one per group of outputs that broadcast to a common shape.
@@ -37,15 +38,26 @@ struct FusedKernel {
 std::vector<FusedKernel> generate_fused(const CodegenScope& scope, std::span<const ValueId> outputs,
                                         const std::vector<bool>& materialized);
 
+// The statements that store each of `outputs` at the point d0, d1, ... of `domain` (variables
+// the caller declares), through pointers `prefix`out0... and reading `prefix`in0... (the
+// materialised `inputs`, in that order): for kernels that lay out their own loops.
+struct ElementCode {
+  std::string body;
+  std::vector<ValueId> inputs;
+};
+ElementCode generate_element_code(const CodegenScope& scope, std::span<const ValueId> outputs,
+                                  const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix);
+
 // A GEMV entry point for one row whose store evaluates `outputs` (a matmul_epilogue region's
 // yields) from the accumulated product (`accumulator`, [1, N] or [N]) and the materialised
 // inputs, so the tail needs no kernel of its own. Parameters: (const float* x, const W* w, int K,
 // int N, i64 T, float* out..., const float* in...). Throws IrError when the tail reads the
 // product at another element than the one being stored.
 struct EpilogueKernel {
-  std::string name;
+  std::string name;  // the entry point; its store is the aggregate `name + "_store"` {T, out..., in...}
   std::string source;
   std::vector<ValueId> inputs;
+  std::size_t outputs = 0;
 };
 EpilogueKernel generate_gemv_epilogue(const CodegenScope& scope, std::span<const ValueId> outputs,
                                       const std::vector<bool>& materialized, ValueId accumulator,

@@ -9,11 +9,14 @@
 
 namespace rwkvc::cuda {
 
-// Types, f16/bf16 conversions (no CUDA headers needed) and warp/block reductions.
+// Types, f16/bf16 conversions (no CUDA headers needed), warp/block reductions, and
+// kernel_entry(), which every kernel calls first (programmatic dependent launch).
 extern const char* const kPreludeSource;
-// gemv_rows<W, M, VEC>: y[M, N] = x[M, K] W[N, K]^T, one warp per row of W.
+// gemv_rows<W, M, VEC>: y[M, N] = x[M, K] W[N, K]^T, one warp per row of W; GemvBatch for
+// several one-row GEMVs in one launch.
 extern const char* const kGemvSource;
-// wkv7_heads<N>, wkv4_channels: the recurrences, state updated in place.
+// wkv7_heads<N, L, R> (long prompts), wkv7_warp_rows<N> (short calls), wkv7_head_one_token<N>
+// (inside a fused one-token wkv region), wkv4_channels: the recurrences, state updated in place.
 extern const char* const kWkvSource;
 // layer_norm rows, embedding gathers, activation conversion for cuBLAS, state write-back copies,
 // and a plain matmul for operands the fast paths do not take.

@@ -69,7 +69,10 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
                                           Store store, int row_block) {
   const int row = row_block * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
-  if (row >= N) return;
+  if (row >= N) {
+    kernel_entry();
+    return;
+  }
   const W* wr = w + (i64)row * K;
   float acc[M];
 #pragma unroll
@@ -80,15 +83,31 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
     const int chunks = K / E;
     int c = lane;
     // Eight 16-byte loads in flight a lane (a 2048-wide f16 row in one go), then four, then one.
-    for (; c + 224 < chunks; c += 256) {
-      uint4 p[8];
+    // The first eight are weights: they load before the wait, while the previous kernel ends.
+    uint4 p[8];
+    const bool ahead = c + 224 < chunks;
+    if (ahead) {
 #pragma unroll
       for (int u = 0; u < 8; ++u) p[u] = load_weights(w4 + c + 32 * u);
+    }
+    kernel_entry();
+    if (ahead) {
+      // Long rows (K = 8192): the next eight loads are issued before this eight's arithmetic,
+      // so each lane always has loads in flight.
+      for (; c + 256 + 224 < chunks; c += 256) {
+        uint4 q[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) q[u] = load_weights(w4 + c + 256 + 32 * u);
+#pragma unroll
+        for (int u = 0; u < 8; ++u) gemv_chunk<W, M>(p[u], x, K, (c + 32 * u) * E, acc);
+#pragma unroll
+        for (int u = 0; u < 8; ++u) p[u] = q[u];
+      }
 #pragma unroll
       for (int u = 0; u < 8; ++u) gemv_chunk<W, M>(p[u], x, K, (c + 32 * u) * E, acc);
+      c += 256;
     }
     for (; c + 96 < chunks; c += 128) {
-      uint4 p[4];
 #pragma unroll
       for (int u = 0; u < 4; ++u) p[u] = load_weights(w4 + c + 32 * u);
 #pragma unroll
@@ -96,6 +115,7 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
     }
     for (; c < chunks; c += 32) gemv_chunk<W, M>(load_weights(w4 + c), x, K, c * E, acc);
   } else {
+    kernel_entry();
     for (int k = lane; k < K; k += 32) {
       const float wv = to_f32(wr[k]);
 #pragma unroll
@@ -110,24 +130,24 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
   }
 }
 
-// Independent one-row GEMVs of one K in one launch (decode's r, k, v): block b works for the
-// last matrix whose first block is at most b.
-#define GEMV_BATCH 4
+// Independent one-row GEMVs in one launch (decode's r, k, v; the LoRA downs; the LoRA ups):
+// block b works for the last matrix whose first block is at most b. The generated entry point
+// (cuda_matmul.cpp) calls gemv_rows for that member with its own store (a folded epilogue).
+#define GEMV_BATCH 8
 struct GemvBatch {
   const float* x[GEMV_BATCH];
   const void* w[GEMV_BATCH];
   float* y[GEMV_BATCH];
+  int K[GEMV_BATCH];
   int N[GEMV_BATCH];
   int first_block[GEMV_BATCH];  // INT_MAX for unused entries
 };
-template <typename W>
-__device__ __forceinline__ void gemv_batch(const GemvBatch& batch, int K) {
+__device__ __forceinline__ int gemv_batch_member(const GemvBatch& batch) {
   int m = 0;
 #pragma unroll
   for (int i = 1; i < GEMV_BATCH; ++i)
     if ((int)blockIdx.x >= batch.first_block[i]) m = i;
-  gemv_rows<W, 1, true>(batch.x[m], reinterpret_cast<const W*>(batch.w[m]), batch.y[m], K, batch.N[m], StoreRow(),
-                        (int)blockIdx.x - batch.first_block[m]);
+  return m;
 }
 )CUDA";
 

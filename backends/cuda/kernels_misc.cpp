@@ -8,6 +8,7 @@ const char* const kMiscSource = R"CUDA(
 #define LN_CACHE 8
 extern "C" __global__ void layer_norm_rows(const float* __restrict__ x, const float* __restrict__ weight,
                                            const float* __restrict__ bias, float* __restrict__ out, int C, float eps) {
+  kernel_entry();
   __shared__ float scratch[32];
   const float* row = x + (i64)blockIdx.x * C;
   float* dst = out + (i64)blockIdx.x * C;
@@ -42,6 +43,7 @@ __device__ __forceinline__ i64 warp_group() { return (blockIdx.x * (i64)blockDim
 
 extern "C" __global__ void l2_norm_groups(const float* __restrict__ x, float* __restrict__ out, i64 groups, int G,
                                           float eps) {
+  kernel_entry();
   const i64 g = warp_group();
   const int lane = threadIdx.x & 31;
   if (g >= groups) return;
@@ -55,6 +57,7 @@ extern "C" __global__ void l2_norm_groups(const float* __restrict__ x, float* __
 extern "C" __global__ void group_norm_groups(const float* __restrict__ x, const float* __restrict__ weight,
                                              const float* __restrict__ bias, float* __restrict__ out, i64 groups, int G,
                                              int C, float eps) {
+  kernel_entry();
   const i64 g = warp_group();
   const int lane = threadIdx.x & 31;
   if (g >= groups) return;
@@ -72,6 +75,7 @@ extern "C" __global__ void group_norm_groups(const float* __restrict__ x, const 
 }
 
 extern "C" __global__ void reduce_sum_groups(const float* __restrict__ x, float* __restrict__ out, i64 groups, int G) {
+  kernel_entry();
   const i64 g = warp_group();
   const int lane = threadIdx.x & 31;
   if (g >= groups) return;
@@ -84,6 +88,7 @@ extern "C" __global__ void reduce_sum_groups(const float* __restrict__ x, float*
 template <typename W>
 __device__ __forceinline__ void embedding_rows(const W* __restrict__ table, const int* __restrict__ tokens,
                                                float* __restrict__ out, i64 count, int C) {
+  kernel_entry();
   for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < count; e += (i64)gridDim.x * blockDim.x) {
     const i64 t = e / C, c = e % C;
     out[e] = to_f32(table[(i64)tokens[t] * C + c]);
@@ -103,6 +108,7 @@ extern "C" __global__ void embedding_bf16(const bf16* table, const int* tokens, 
 // at a time (the buffers are cudaMalloc'd, so 16-byte aligned).
 template <u16 (*Round)(float)>
 __device__ __forceinline__ void convert_rows(const float* __restrict__ x, u16* __restrict__ out, i64 count) {
+  kernel_entry();
   const i64 first = blockIdx.x * (i64)blockDim.x + threadIdx.x, stride = (i64)gridDim.x * blockDim.x;
   const i64 quads = count / 4;
   for (i64 e = first; e < quads; e += stride) {
@@ -130,6 +136,7 @@ struct SlotCopies {
   int count[COPY_SLOTS];
 };
 extern "C" __global__ void copy_slots(SlotCopies copies) {
+  kernel_entry();
   const int s = blockIdx.y;
   for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < copies.count[s]; e += gridDim.x * blockDim.x)
     copies.dst[s][e] = copies.src[s][e];
@@ -139,6 +146,7 @@ extern "C" __global__ void copy_slots(SlotCopies copies) {
 // do not take (a matrix computed at run time). One thread per output.
 extern "C" __global__ void matmul_plain(const float* __restrict__ a, const float* __restrict__ b,
                                         float* __restrict__ out, i64 M, int N, int K, int transpose_b) {
+  kernel_entry();
   for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < M * N; e += (i64)gridDim.x * blockDim.x) {
     const i64 m = e / N;
     const int n = (int)(e % N);

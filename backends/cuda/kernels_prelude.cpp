@@ -59,6 +59,26 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
   return warp_sum(v);
 }
 
+// Programmatic dependent launch (sm_90): a kernel may be launched while its predecessor still
+// runs; it reads nothing the predecessor may write, and writes nothing it may read, before
+// grid_wait() returns (every kernel calls it first, after at most loading weights, which no
+// kernel writes). Once past it, a block lets the next kernel launch, so that kernel's launch
+// and weight loads overlap this one's tail. Both are no-ops on a plain launch.
+__device__ __forceinline__ void grid_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_release_dependents() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void kernel_entry() {
+  grid_wait();
+  grid_release_dependents();
+}
+
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 __device__ __forceinline__ float softplusf_(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
 )CUDA";

@@ -147,11 +147,13 @@ TEST_CASE("CUDA decode and prefill speed on large random RWKV-7 models", "[.benc
     }
     ::unsetenv("RWKVC_CUDA_PROFILE");
 
+    const char* pdl = std::getenv("RWKVC_CUDA_PDL");
+    bool pdl_off = pdl != nullptr && std::string(pdl) == "0";
     std::string json = fmt::format(
-        "{{\"model\": \"rwkv7 L{} D{} V{} f16\", \"weight_bytes\": {}, \"copy_bandwidth_gbs\": {:.1f}, "
+        "{{\"model\": \"rwkv7 L{} D{} V{} f16\", \"dependent_launch\": {}, \"weight_bytes\": {}, \"copy_bandwidth_gbs\": {:.1f}, "
         "\"gemm_peak_tflops\": {:.1f}, \"decode\": {{\"tokens_per_s_device\": {:.1f}, \"tokens_per_s_wall\": {:.1f}, "
         "\"of_roofline\": {:.3f}, \"kernels\": {}}}{}}}",
-        layers, embd, config.vocab, compiled.weight_bytes, bandwidth / 1e9, peak / 1e12, 1.0 / decode_device,
+        layers, embd, config.vocab, pdl_off ? "false" : "true", compiled.weight_bytes, bandwidth / 1e9, peak / 1e12, 1.0 / decode_device,
         1.0 / decode_wall, bytes_per_token / bandwidth / decode_device, decode_kernels, prefill_json);
     fmt::print("{}\n", json);
     if (const char* out = std::getenv("RWKVC_BENCH_OUT"); out != nullptr) std::ofstream(out, std::ios::app) << json << "\n";

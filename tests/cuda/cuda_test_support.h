@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include "backends/backend.h"
+#include "backends/feed_mode.h"
 #include "backends/cuda/cuda_backend.h"
 #include "frontend/graph_builders.h"
 #include "frontend/model.h"
@@ -61,6 +62,42 @@ inline Error compare_states(const HostState& actual, const HostState& reference)
     worst.relative = std::max(worst.relative, e.relative);
   }
   return worst;
+}
+
+// f32 throughout: the differences are summation order (warp reductions, cuBLAS) and the
+// device's exp/tanh, far below 1e-4 relative to the reference's largest magnitude.
+inline constexpr double kF32Tolerance = 1e-4;
+
+// `length` tokens fed to the CPU (GPT) and to CUDA in GPT, RNN and chunk:3 modes: every
+// position's logits and every state slot within `tolerance` (relative to the reference's
+// largest magnitude), and the last position alone when all_logits is off.
+inline void check_against_cpu_in_every_mode(Backend& cuda, Model model, const std::string& pipeline, std::size_t length,
+                                            double tolerance) {
+  CpuAndCuda both = compile_both(cuda, std::move(model), pipeline);
+  auto tokens = random_tokens(length, both.model.config.vocab, 91 + static_cast<unsigned>(length));
+  State reference_state = both.cpu->new_state();
+  HostTensor reference = feed(*both.cpu, tokens, reference_state, FeedMode::gpt(), true);
+  HostState reference_host = reference_state.to_host();
+
+  for (FeedMode mode : {FeedMode::gpt(), FeedMode::rnn(), FeedMode::chunked(3)}) {
+    INFO(both.model.path << " '" << pipeline << "', mode " << mode.name() << ", " << length << " tokens");
+    State state = both.cuda->new_state();
+    HostTensor logits = feed(*both.cuda, tokens, state, mode, true);
+    REQUIRE(logits.shape() == reference.shape());
+    Error e = compare(logits.f32(), reference.f32());
+    INFO("logits: max-abs " << e.max_abs << ", relative " << e.relative);
+    Error state_error = compare_states(state.to_host(), reference_host);
+    CHECK(e.relative <= tolerance);
+    CHECK(state_error.relative <= tolerance);
+    // The errors seen, for the record (printed whether or not the checks pass).
+    WARN("errors: logits " << e.relative << ", state " << state_error.relative);
+
+    // Without all_logits the last position alone comes back (the head runs on that row only).
+    State again = both.cuda->new_state();
+    HostTensor last = feed(*both.cuda, tokens, again, mode, false);
+    auto V = static_cast<std::size_t>(both.model.config.vocab);
+    CHECK(compare(last.f32(), reference.f32().last(V)).relative <= tolerance);
+  }
 }
 
 }  // namespace rwkvc::test

@@ -12,34 +12,8 @@ namespace rwkvc::test {
 
 namespace {
 
-constexpr double kF32Tolerance = 1e-4;
-
 void check_against_cpu(Backend& cuda, Model model, const std::string& pipeline, std::size_t length) {
-  CpuAndCuda both = compile_both(cuda, std::move(model), pipeline);
-  auto tokens = random_tokens(length, both.model.config.vocab, 91 + static_cast<unsigned>(length));
-  State reference_state = both.cpu->new_state();
-  HostTensor reference = feed(*both.cpu, tokens, reference_state, FeedMode::gpt(), true);
-  HostState reference_host = reference_state.to_host();
-
-  for (FeedMode mode : {FeedMode::gpt(), FeedMode::rnn(), FeedMode::chunked(3)}) {
-    INFO(both.model.path << " '" << pipeline << "', mode " << mode.name() << ", " << length << " tokens");
-    State state = both.cuda->new_state();
-    HostTensor logits = feed(*both.cuda, tokens, state, mode, true);
-    REQUIRE(logits.shape() == reference.shape());
-    Error e = compare(logits.f32(), reference.f32());
-    INFO("logits: max-abs " << e.max_abs << ", relative " << e.relative);
-    Error state_error = compare_states(state.to_host(), reference_host);
-    CHECK(e.relative <= kF32Tolerance);
-    CHECK(state_error.relative <= kF32Tolerance);
-    // The errors seen, for the record (printed whether or not the checks pass).
-    WARN("errors: logits " << e.relative << ", state " << state_error.relative);
-
-    // Without all_logits the last position alone comes back (the head runs on that row only).
-    State again = both.cuda->new_state();
-    HostTensor last = feed(*both.cuda, tokens, again, mode, false);
-    auto V = static_cast<std::size_t>(both.model.config.vocab);
-    CHECK(compare(last.f32(), reference.f32().last(V)).relative <= kF32Tolerance);
-  }
+  check_against_cpu_in_every_mode(cuda, std::move(model), pipeline, length, kF32Tolerance);
 }
 
 }  // namespace
