@@ -434,12 +434,7 @@ class ProgramBuilder {
       yield_slots.push_back(at(op.results[p]));
     }
     std::size_t scratch_used = 0;
-    auto place = [&](ValueId id) {
-      if (slot[at(id)]) return;
-      if (program_.scratch.size() <= scratch_used) program_.scratch.emplace_back();
-      program_.scratch[scratch_used].push_back(types[at(id)].shape);
-      slot[at(id)] = program_.scratch_slot(scratch_used++);
-    };
+    auto place = [&](ValueId id) { place_in_scratch(slot, types, id, scratch_used); };
     std::vector<ValueId> before;
     for (std::size_t i = 0; i < 6; ++i) {
       ValueId id = wkv->operands[i];
@@ -569,6 +564,16 @@ class ProgramBuilder {
     return member;
   }
 
+  // Gives body value `id` the next scratch buffer of this region's lowering (scratch buffer s is
+  // shared by every region's s-th value, sized for the largest) unless it already has a slot.
+  void place_in_scratch(std::vector<std::optional<std::size_t>>& slot, std::span<const TensorType> types, ValueId id,
+                        std::size_t& scratch_used) {
+    if (slot[at(id)]) return;
+    if (program_.scratch.size() <= scratch_used) program_.scratch.emplace_back();
+    program_.scratch[scratch_used].push_back(types[at(id)].shape);
+    slot[at(id)] = program_.scratch_slot(scratch_used++);
+  }
+
   void lower_region(const Op& op, bool split_reductions) {
     auto inline_here = [&](OpKind kind) { return is_generatable(kind) && !(split_reductions && is_reduction(kind)); };
     const Region& body = *op.region;
@@ -594,12 +599,7 @@ class ProgramBuilder {
         slot[at(y)] = at(op.results[p]);
     }
     std::size_t scratch_used = 0;
-    auto place = [&](ValueId id) {
-      if (slot[at(id)]) return;
-      if (program_.scratch.size() <= scratch_used) program_.scratch.emplace_back();
-      program_.scratch[scratch_used].push_back(types[at(id)].shape);
-      slot[at(id)] = program_.scratch_slot(scratch_used++);
-    };
+    auto place = [&](ValueId id) { place_in_scratch(slot, types, id, scratch_used); };
 
     std::vector<bool> ready(types.size(), false);
     for (std::size_t i = 0; i < body.arguments; ++i) ready[i] = true;

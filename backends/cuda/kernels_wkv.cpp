@@ -130,6 +130,25 @@ __device__ __forceinline__ void wkv7_heads(int T, int C, const float* __restrict
   for (int g = 0; g < G; ++g) row_out[g * L + s] = S[g];
 }
 
+// One token's update of one state row held by a warp (lane l: columns l, l + 32, ...):
+// sa = S.a, S = S*w + sa*b + v_i*k, and the row's output S.r, the same on every lane.
+template <int Q>
+__device__ __forceinline__ float wkv7_warp_row_step(float (&S)[Q], const float (&r)[Q], const float (&w)[Q],
+                                                    const float (&k)[Q], const float (&a)[Q], const float (&b)[Q],
+                                                    float vi) {
+  float sa = 0.0f;
+#pragma unroll
+  for (int q = 0; q < Q; ++q) sa = fmaf(S[q], a[q], sa);
+  sa = warp_sum(sa);
+  float out = 0.0f;
+#pragma unroll
+  for (int q = 0; q < Q; ++q) {
+    S[q] = fmaf(S[q], w[q], fmaf(sa, b[q], vi * k[q]));
+    out = fmaf(S[q], r[q], out);
+  }
+  return warp_sum(out);
+}
+
 // WKV7 with one warp per row of the state: lane l holds columns l, l + 32, ... (N / 32 of
 // them), so the row's sums are warp shuffles and every load is coalesced; no shared memory and
 // no barriers. H * N warps fill the GPU at one token, and the next token's vectors are loaded
@@ -165,17 +184,7 @@ __device__ __forceinline__ void wkv7_warp_rows(int T, int C, const float* __rest
     for (int q = 0; q < Q; ++q) { cr[q] = nr[q]; cw[q] = nw[q]; ck[q] = nk[q]; ca[q] = na[q]; cb[q] = nb[q]; }
     const float vi = nv;
     if (t + 1 < T) load(t + 1);
-    float sa = 0.0f;
-#pragma unroll
-    for (int q = 0; q < Q; ++q) sa = fmaf(S[q], ca[q], sa);
-    sa = warp_sum(sa);
-    float out = 0.0f;
-#pragma unroll
-    for (int q = 0; q < Q; ++q) {
-      S[q] = fmaf(S[q], cw[q], fmaf(sa, cb[q], vi * ck[q]));
-      out = fmaf(S[q], cr[q], out);
-    }
-    out = warp_sum(out);
+    const float out = wkv7_warp_row_step<Q>(S, cr, cw, ck, ca, cb, vi);
     if (lane == 0) y[(i64)t * C + h * N + i] = out;
   }
 #pragma unroll
@@ -202,19 +211,9 @@ __device__ __forceinline__ void wkv7_head_one_token(int h, const float* r, const
     float S[Q];
 #pragma unroll
     for (int q = 0; q < Q; ++q) S[q] = s_in[row * N + lane + 32 * q];
-    const float vi = v[row];
-    float sa = 0.0f;
+    const float out = wkv7_warp_row_step<Q>(S, cr, cw, ck, ca, cb, v[row]);
 #pragma unroll
-    for (int q = 0; q < Q; ++q) sa = fmaf(S[q], ca[q], sa);
-    sa = warp_sum(sa);
-    float out = 0.0f;
-#pragma unroll
-    for (int q = 0; q < Q; ++q) {
-      S[q] = fmaf(S[q], cw[q], fmaf(sa, cb[q], vi * ck[q]));
-      out = fmaf(S[q], cr[q], out);
-      s_out[row * N + lane + 32 * q] = S[q];
-    }
-    out = warp_sum(out);
+    for (int q = 0; q < Q; ++q) s_out[row * N + lane + 32 * q] = S[q];
     if (lane == 0) y[row] = out;
   }
 }

@@ -11,10 +11,8 @@
 
 namespace rwkvc::cuda {
 
-// $XDG_CACHE_HOME/rwkvc/cuda, else ~/.cache/rwkvc/cuda; empty when neither is known.
-std::string kernel_cache_dir();
-
-// The cubin of `source` for `arch` ("sm_90"), from the cache or compiled (and then cached).
+// The cubin of `source` for `arch` ("sm_90"), from the cache (backends/disk_cache.h, folder
+// "cuda") or compiled (and then cached).
 // Throws std::runtime_error with NVRTC's log when the source does not compile.
 std::vector<char> compile_cubin(const std::string& source, const std::string& arch, bool* from_cache = nullptr);
 
