@@ -19,15 +19,7 @@ struct ForwardModel {
 };
 
 ForwardModel make_forward_model(const std::string& backend, std::int64_t layers, std::int64_t embd) {
-  ModelConfig config;
-  config.arch = Arch::rwkv7;
-  config.layers = layers;
-  config.embd = embd;
-  config.vocab = 65536;
-  config.ffn = 4 * embd;
-  config.head_size = 64;
-  config.decay_lora = config.aaa_lora = config.mv_lora = 32;
-  config.gate_lora = 64;
+  ModelConfig config = standard_config(Arch::rwkv7, layers, embd, 65536);
   WeightMap weights = make_random_model(config, 1);
   ForwardModel m{make_backend(backend)->compile(build_graph(config), weights), 0};
   for (const auto& [name, tensor] : weights)

@@ -30,6 +30,11 @@ struct ModelConfig {
   bool operator==(const ModelConfig&) const = default;
 };
 
+// The sizes of a released-style model of this shape: FFN 4C and the LoRA ranks the RWKV-7
+// reference derives from C (the shapes `rwkvc bench --shape` and `rwkvc init` make).
+ModelConfig standard_config(Arch arch, std::int64_t layers, std::int64_t embd, std::int64_t vocab,
+                            std::int64_t head_size = 64);
+
 // Infers the architecture and sizes from tensor names and shapes (RWKV-7 by att.x_r / att.w0,
 // RWKV-4 by att.time_first / att.time_mix_k). `origin` (a file name) prefixes every error.
 // Throws std::invalid_argument naming the tensor when a required one is missing or misshapen.

@@ -12,11 +12,6 @@
 
 namespace rwkvc::cli {
 
-// The sizes of a released-style model of this shape: FFN 4C and the LoRA ranks the RWKV-7
-// reference derives from C.
-ModelConfig standard_config(Arch arch, std::int64_t layers, std::int64_t embd, std::int64_t vocab,
-                            std::int64_t head_size);
-
 ModelConfig default_model_config();
 inline constexpr std::uint64_t kDefaultModelSeed = 0;
 

@@ -22,25 +22,6 @@ namespace rwkvc::test {
 
 namespace {
 
-std::int64_t lora_rank(double scale, double power, std::int64_t embd) {
-  return std::max<std::int64_t>(32, std::llround(scale * std::pow(static_cast<double>(embd), power) / 32.0) * 32);
-}
-
-ModelConfig bench_config(std::int64_t layers, std::int64_t embd) {
-  ModelConfig c;
-  c.arch = Arch::rwkv7;
-  c.layers = layers;
-  c.embd = embd;
-  c.vocab = 65536;
-  c.ffn = 4 * embd;
-  c.head_size = 64;
-  c.decay_lora = lora_rank(1.8, 0.5, embd);
-  c.aaa_lora = lora_rank(1.8, 0.5, embd);
-  c.mv_lora = lora_rank(1.3, 0.5, embd);
-  c.gate_lora = lora_rank(0.6, 0.8, embd);
-  return c;
-}
-
 // Uniform random weights in the graph's declared shapes and dtypes (matrices f16 after the
 // lower-precision pass): fast to make at billions of parameters; the values only need to be
 // non-zero and tame (matrices scaled by 1/sqrt(fan-in), vectors in (0, 1)).
@@ -86,7 +67,7 @@ TEST_CASE("CUDA decode and prefill speed on large random RWKV-7 models", "[.benc
   for (std::string item; std::getline(list, item, ',');) {
     std::int64_t layers = 0, embd = 0;
     REQUIRE(std::sscanf(item.c_str(), "L%ldxD%ld", &layers, &embd) == 2);
-    ModelConfig config = bench_config(layers, embd);
+    ModelConfig config = standard_config(Arch::rwkv7, layers, embd, 65536);
     Graph graph = passes::run_pipeline(build_graph(config),
                                        passes::parse_pipeline(passes::preset_pipeline(2) + ",lower-precision=f16"));
     WeightMap weights = random_weights(graph);
