@@ -1,62 +1,13 @@
 #include "backends/vulkan/disk_cache.h"
 
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
-#include <iterator>
-#include <system_error>
-
-#include <fmt/format.h>
-#include <unistd.h>
 
 namespace rwkvc::vulkan {
 
 std::filesystem::path cache_directory() {
   if (const char* explicit_dir = std::getenv("RWKVC_VULKAN_CACHE"); explicit_dir && *explicit_dir)
     return explicit_dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return std::filesystem::path(xdg) / "rwkvc" / "vulkan";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return std::filesystem::path(home) / ".cache" / "rwkvc" / "vulkan";
-  return {};
-}
-
-std::uint64_t stable_hash(std::string_view bytes) {
-  std::uint64_t hash = 14695981039346656037ull;
-  for (char c : bytes) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
-std::optional<std::vector<std::byte>> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return std::nullopt;
-  std::vector<std::byte> bytes(chars.size());
-  std::memcpy(bytes.data(), chars.data(), chars.size());
-  return bytes;
-}
-
-void write_file(const std::filesystem::path& path, const void* data, std::size_t size) {
-  std::error_code error;
-  std::filesystem::create_directories(path.parent_path(), error);
-  if (error) return;
-  std::filesystem::path temporary = path;
-  temporary += fmt::format(".{}.tmp", ::getpid());
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) return;
-    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
-    if (!out) {
-      std::filesystem::remove(temporary, error);
-      return;
-    }
-  }
-  std::filesystem::rename(temporary, path, error);
-  if (error) std::filesystem::remove(temporary, error);
+  return rwkvc::cache_directory("vulkan");
 }
 
 }  // namespace rwkvc::vulkan

@@ -54,6 +54,11 @@ std::string broadcast_index(const Shape& result, const Shape& operand) {
   return index.empty() ? "0u" : fmt::format("({})", index);
 }
 
+}  // namespace
+
+const std::string_view kSoftplusHelper =
+    "float softplus_log1p(float e) { float u = 1.0 + e; return u == 1.0 ? e : log(u) * (e / (u - 1.0)); }\n";
+
 std::string unary_expression(OpKind kind) {
   switch (kind) {
     case OpKind::exp: return "exp(x)";
@@ -81,6 +86,8 @@ std::string_view binary_operator(OpKind kind) {
   }
   throw IrError(fmt::format("the Vulkan code generator has no operator for '{}'", op_name(kind)));
 }
+
+namespace {
 
 class Generator {
  public:
@@ -166,6 +173,12 @@ bool is_generated_elementwise(OpKind kind) {
   }
 }
 
+
+std::string elementwise_functions(std::span<const TensorType> types, const ElementwiseGroup& group) {
+  Generator generator(types, group);
+  return (generator.uses_softplus() ? std::string(kSoftplusHelper) : std::string()) + generator.code();
+}
+
 KernelSource elementwise_kernel(const DeviceFeatures& features, std::span<const TensorType> types,
                                 const ElementwiseGroup& group, std::string_view label) {
   Generator generator(types, group);
@@ -176,8 +189,7 @@ KernelSource elementwise_kernel(const DeviceFeatures& features, std::span<const 
     shader.buffer(fmt::format("out{}", k), DType::f32, Access::write);
   shader.push({"count", "T"});
   shader.local_size(kElementwiseGroupSize);
-  if (generator.uses_softplus())
-    shader.code("float softplus_log1p(float e) { float u = 1.0 + e; return u == 1.0 ? e : log(u) * (e / (u - 1.0)); }\n");
+  if (generator.uses_softplus()) shader.code(kSoftplusHelper);
   shader.code(generator.code());
   std::string stores;
   for (std::size_t k = 0; k < group.outputs.size(); ++k) {

@@ -15,6 +15,12 @@
 
 namespace rwkvc::vulkan {
 
+// For other generators: a unary op as a GLSL expression of `x` (softplus calls
+// softplus_log1p, defined by kSoftplusHelper), and a binary op's infix operator.
+std::string unary_expression(OpKind kind);
+std::string_view binary_operator(OpKind kind);
+extern const std::string_view kSoftplusHelper;
+
 // Whether the generator takes `kind` (one element of the result needs only elements of the
 // operands, wherever they are).
 bool is_generated_elementwise(OpKind kind);
@@ -30,5 +36,9 @@ struct ElementwiseGroup {
 // Throws IrError for an op the generator does not take or a value nothing defines.
 KernelSource elementwise_kernel(const DeviceFeatures& features, std::span<const TensorType> types,
                                 const ElementwiseGroup& group, std::string_view label);
+
+// The same group as GLSL functions alone, `float v<id>(uint i)` for each value, input k read
+// through `load_in<k>(i)`, which the host kernel defines: how a matmul folds its epilogue.
+std::string elementwise_functions(std::span<const TensorType> types, const ElementwiseGroup& group);
 
 }  // namespace rwkvc::vulkan

@@ -30,13 +30,15 @@ std::vector<BufferRef> concat(const std::vector<BufferRef>& a, const std::vector
 Step matmul_step(const Op& op, const OpOperands& where, PipelineStore& pipelines, const DeviceFeatures& features) {
   const TensorType& a = where.types[static_cast<std::size_t>(op.operands[0])];
   const TensorType& b = where.types[static_cast<std::size_t>(op.operands[1])];
-  bool transpose_b = op.int_attr("transpose_b") != 0;
-  std::int64_t k = a.shape.back(), n = transpose_b ? b.shape[0] : b.shape[1];
   if (b.shape.rank() != 2 || b.shape.has_seq())
     throw IrError(fmt::format("the Vulkan backend multiplies by fixed matrices, not {}", to_string(b)));
+  bool declared_transpose_b = op.int_attr("transpose_b") != 0;
+  std::int64_t k = a.shape.back(), n = declared_transpose_b ? b.shape[0] : b.shape[1];
+  bool transpose_b = declared_transpose_b || where.b_transposed;
   bool wide = transpose_b && k % 8 == 0;
-  const Pipeline* gemv = &pipelines.get(gemv_kernel(features, {b.dtype, transpose_b, wide}));
-  const Pipeline* gemm = &pipelines.get(gemm_kernel(features, b.dtype, transpose_b));
+  const Pipeline* gemv = &pipelines.get(gemv_kernel(features, {b.dtype, transpose_b, wide}, where.epilogue));
+  const Pipeline* gemm64 = &pipelines.get(gemm_kernel(features, b.dtype, transpose_b, where.epilogue, 64));
+  const Pipeline* gemm128 = &pipelines.get(gemm_kernel(features, b.dtype, transpose_b, where.epilogue, 128));
   std::uint32_t rows_per_group = gemv_rows_per_group(features, transpose_b);
   Shape a_shape = a.shape;
   bool logits = where.computes_logits && a_shape.has_seq();
@@ -49,8 +51,10 @@ Step matmul_step(const Op& op, const OpOperands& where, PipelineStore& pipelines
             if (m < kGemvMaxRows)
               return Launch{gemv,
                             {capped_groups(features, (n + rows_per_group - 1) / rows_per_group), u32(m), 1},
-                            {u32(m), u32(n), u32(k), u32(a_offset)}};
-            return Launch{gemm, {u32((n + 63) / 64), u32((m + 63) / 64), 1}, {u32(m), u32(n), u32(k)}};
+                            {u32(m), u32(n), u32(k), u32(a_offset), u32(call.tokens)}};
+            std::uint32_t tile = gemm_tile(m, n);
+            return Launch{tile == 128 ? gemm128 : gemm64, {u32((n + tile - 1) / tile), u32((m + tile - 1) / tile), 1},
+                          {u32(m), u32(n), u32(k), u32(call.tokens)}};
           }};
 }
 
@@ -113,6 +117,16 @@ Step wkv4_step(const Op& op, const OpOperands& where, PipelineStore& pipelines, 
 }
 
 }  // namespace
+
+void read_weight_transposed(Program& program, const Op& op, std::span<const TensorType> types, OpOperands& operands) {
+  BufferRef& b = operands.operands[1];
+  const Shape& b_shape = types[static_cast<std::size_t>(op.operands[1])].shape;
+  if (op.int_attr("transpose_b") != 0 || b.kind != BufferRef::Kind::weight || b.index >= program.graph_weights ||
+      b_shape.rank() != 2 || b_shape.has_seq())
+    return;
+  b = program.transposed(b.index);
+  operands.b_transposed = true;
+}
 
 bool has_kernel_step(OpKind kind) {
   switch (kind) {

@@ -1,12 +1,15 @@
 #include "backends/vulkan/program.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "backends/vulkan/elementwise_codegen.h"
+#include "backends/vulkan/fused_regions.h"
 #include "backends/vulkan/op_steps.h"
+#include "backends/vulkan/wkv_region.h"
 #include "backends/vulkan/shaders/templates.h"
 #include "ir/error.h"
 
@@ -17,6 +20,12 @@ std::size_t ActivationSlot::bytes(std::int64_t tokens) const {
   for (const TensorType& type : holds)
     most = std::max(most, static_cast<std::size_t>(type.shape.numel(tokens)) * dtype_size(type.dtype));
   return most;
+}
+
+BufferRef Program::transposed(std::uint32_t source) {
+  auto found = std::find(transposed_weights.begin(), transposed_weights.end(), source);
+  if (found == transposed_weights.end()) found = transposed_weights.insert(found, source);
+  return {BufferRef::Kind::weight, static_cast<std::uint32_t>(graph_weights + (found - transposed_weights.begin()))};
 }
 
 namespace {
@@ -52,9 +61,12 @@ class ScopeLowering {
       if (!fuse) flush();
     } else if (has_kernel_step(op.kind)) {
       flush();
-      OpOperands operands{types_, {}, {}, logits != kNoValue && op.results[0] == logits};
+      OpOperands operands;
+      operands.types = types_;
+      operands.computes_logits = logits != kNoValue && op.results[0] == logits;
       for (ValueId id : op.operands) operands.operands.push_back(located(id, op_name(op.kind)));
       for (ValueId id : op.results) operands.results.push_back(place(id));
+      if (op.kind == OpKind::matmul) read_weight_transposed(program_, op, types_, operands);
       program_.steps.push_back(kernel_step(op, operands, pipelines_, features_));
     } else {
       throw IrError(fmt::format("{}: the Vulkan backend has no kernel for '{}'", label_, op_name(op.kind)));
@@ -170,6 +182,11 @@ void lower_region(Program& program, PipelineStore& pipelines, const DeviceFeatur
     if (inner.kind == OpKind::region || inner.kind == OpKind::embedding)
       throw IrError(fmt::format("op #{} region \"{}\": the Vulkan backend runs no {} inside a region", index,
                                 region.kind, op_name(inner.kind)));
+  if (lower_fused_region(program, pipelines, features, op, operands, results)) return;
+  // A wkv region: one kernel for short calls, the body op by op for long ones.
+  std::optional<Step> fused_wkv = fused_wkv_step(pipelines, features, op, operands, results);
+  if (fused_wkv) program.steps.push_back(std::move(*fused_wkv));
+  std::size_t body_steps = program.steps.size();
   ScopeLowering body(program, pipelines, features, region.values, region.ops, fmt::format("region \"{}\"", region.kind));
   for (std::size_t i = 0; i < region.arguments; ++i) body.where(static_cast<ValueId>(i)) = operands[i];
   std::vector<std::pair<ValueId, BufferRef>> copies;
@@ -183,12 +200,112 @@ void lower_region(Program& program, PipelineStore& pipelines, const DeviceFeatur
   for (std::size_t i = 0; i < region.ops.size(); ++i) body.lower_op(i, /*fuse=*/true);
   body.finish();
   for (const auto& [id, target] : copies) body.copy(id, target);
+  if (fused_wkv)
+    for (std::size_t i = body_steps; i < program.steps.size(); ++i)
+      program.steps[i].runs = [](const CallShape& call) { return call.tokens > kFusedWkvMaxTokens; };
+}
+
+// Reorders the steps by dependency depth (a stable sort, so every step still follows what it
+// reads, overwrites or rewrites): the projections and LoRA products of a block, which the
+// lowering interleaves with the steps that consume them, end up side by side, and the
+// executable records them without barriers between them. Returns the depths in the new order.
+std::vector<int> schedule_by_depth(std::vector<Step>& steps) {
+  struct Touch {
+    int written = 0, read = 0;  // the deepest step that wrote, and that read, the buffer
+  };
+  std::vector<std::pair<BufferRef, Touch>> touched;
+  auto touch = [&](const BufferRef& ref) -> Touch& {
+    for (auto& [buffer, state] : touched)
+      if (buffer == ref) return state;
+    return touched.emplace_back(ref, Touch{}).second;
+  };
+  std::vector<int> depth(steps.size());
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    const Step& step = steps[s];
+    std::size_t first_write = step.bindings.size() - step.writes;
+    int d = 1;
+    for (std::size_t b = 0; b < step.bindings.size(); ++b) {
+      const Touch& t = touch(step.bindings[b]);
+      d = std::max(d, (b < first_write ? t.written : std::max(t.written, t.read)) + 1);
+    }
+    for (std::size_t b = 0; b < step.bindings.size(); ++b) {
+      Touch& t = touch(step.bindings[b]);
+      if (b < first_write)
+        t.read = std::max(t.read, d);
+      else
+        t.written = d;
+    }
+    depth[s] = d;
+  }
+  std::vector<std::size_t> order(steps.size());
+  for (std::size_t s = 0; s < order.size(); ++s) order[s] = s;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return depth[a] < depth[b]; });
+  std::vector<Step> sorted;
+  sorted.reserve(steps.size());
+  std::vector<int> sorted_depth;
+  for (std::size_t s : order) {
+    sorted.push_back(std::move(steps[s]));
+    sorted_depth.push_back(depth[s]);
+  }
+  steps = std::move(sorted);
+  return sorted_depth;
+}
+
+// Lets activation slots whose lives (from the first depth that touches them to the last) do
+// not overlap share one buffer. A slot is reused only by a value first written at a greater
+// depth than the old one was last read, which already waits for that read: sharing adds no
+// barrier. The state outputs and the logits live to the end.
+void pack_activations(Program& program, const std::vector<int>& depth) {
+  constexpr int kEnd = std::numeric_limits<int>::max();
+  std::size_t count = program.activations.size();
+  std::vector<int> first(count, kEnd), last(count, -1);
+  for (std::size_t s = 0; s < program.steps.size(); ++s)
+    for (const BufferRef& ref : program.steps[s].bindings)
+      if (ref.kind == BufferRef::Kind::activation) {
+        first[ref.index] = std::min(first[ref.index], depth[s]);
+        last[ref.index] = std::max(last[ref.index], depth[s]);
+      }
+  auto keep = [&](const BufferRef& ref) {
+    if (ref.kind == BufferRef::Kind::activation) last[ref.index] = kEnd;
+  };
+  for (const BufferRef& ref : program.state_outputs) keep(ref);
+  keep(program.logits);
+
+  std::vector<std::uint32_t> order(count);
+  for (std::uint32_t i = 0; i < count; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return first[a] < first[b]; });
+  std::vector<ActivationSlot> packed;
+  std::vector<int> free_after;  // by packed slot: the depth of its current value's last use
+  std::vector<std::uint32_t> slot_of(count);
+  for (std::uint32_t slot : order) {
+    std::size_t target = packed.size();
+    if (first[slot] != kEnd)
+      for (std::size_t p = 0; p < packed.size() && target == packed.size(); ++p)
+        if (free_after[p] < first[slot]) target = p;
+    if (target == packed.size()) {
+      packed.emplace_back();
+      free_after.push_back(-1);
+    }
+    const auto& holds = program.activations[slot].holds;
+    packed[target].holds.insert(packed[target].holds.end(), holds.begin(), holds.end());
+    free_after[target] = first[slot] == kEnd ? kEnd : last[slot];
+    slot_of[slot] = static_cast<std::uint32_t>(target);
+  }
+  auto remap = [&](BufferRef& ref) {
+    if (ref.kind == BufferRef::Kind::activation) ref.index = slot_of[ref.index];
+  };
+  for (Step& step : program.steps)
+    for (BufferRef& ref : step.bindings) remap(ref);
+  for (BufferRef& ref : program.state_outputs) remap(ref);
+  remap(program.logits);
+  program.activations = std::move(packed);
 }
 
 }  // namespace
 
 Program plan_program(const Graph& graph, PipelineStore& pipelines, const DeviceFeatures& features) {
   Program program;
+  program.graph_weights = graph.weights.size();
   std::vector<TensorType> types;
   for (const Value& value : graph.values) types.push_back(value.type);
   ScopeLowering top(program, pipelines, features, types, graph.ops, "graph");
@@ -198,22 +315,13 @@ Program plan_program(const Graph& graph, PipelineStore& pipelines, const DeviceF
     top.where(graph.states[i].input) = BufferRef{BufferRef::Kind::state, static_cast<std::uint32_t>(i)};
   top.where(graph.tokens) = BufferRef{BufferRef::Kind::tokens, 0};
 
-  // Op results: plan-memory's buffers become shared slots; unplanned values get their own.
-  std::map<std::int32_t, std::uint32_t> slot_of_buffer;
+  // Op results each get a slot; pack_activations shares them once the steps are scheduled
+  // (plan-memory's sharing follows the graph's order and would tie independent steps together).
   for (const Op& op : graph.ops) {
     if (op.kind == OpKind::reshape) continue;  // a view, placed when lowered
     for (ValueId id : op.results) {
-      const Value& value = graph.value(id);
-      std::uint32_t slot;
-      if (value.buffer != kNoBuffer && slot_of_buffer.contains(value.buffer)) {
-        slot = slot_of_buffer[value.buffer];
-        program.activations[slot].holds.push_back(value.type);
-      } else {
-        slot = static_cast<std::uint32_t>(program.activations.size());
-        program.activations.push_back({{value.type}});
-        if (value.buffer != kNoBuffer) slot_of_buffer[value.buffer] = slot;
-      }
-      top.where(id) = BufferRef{BufferRef::Kind::activation, slot};
+      top.where(id) = BufferRef{BufferRef::Kind::activation, static_cast<std::uint32_t>(program.activations.size())};
+      program.activations.push_back({{graph.value(id).type}});
     }
   }
 
@@ -230,9 +338,11 @@ Program plan_program(const Graph& graph, PipelineStore& pipelines, const DeviceF
     lower_region(program, pipelines, features, op, operands, results, index);
   }
 
+  std::vector<int> depth = schedule_by_depth(program.steps);
   for (const StateDecl& state : graph.states) program.state_outputs.push_back(*top.where(state.output));
   const Shape& logits = graph.type(graph.logits).shape;
   program.logits = *top.where(graph.logits);
+  pack_activations(program, depth);
   program.logits_shape = logits;
   program.logits_per_token = logits.rank() > 0 && logits[0] == kSeq;
   program.logits_row = program.logits_per_token ? logits.numel(1) : logits.numel();

@@ -40,9 +40,12 @@ struct Step {
   std::vector<BufferRef> bindings;  // the pipeline's bindings, in order: what it reads, then what it writes
   std::size_t writes = 0;           // how many of the last bindings it writes
   std::function<Launch(const CallShape&)> launch;
+  // Whether the step runs for a call (empty: always). A region may lower to two paths, one
+  // kernel for short calls and several for long ones; each call records one of them.
+  std::function<bool(const CallShape&)> runs = {};
 };
 
-// An activation buffer: the values plan-memory placed together (or one value), sized for the
+// An activation buffer: the values whose lives do not overlap (pack_activations), sized for the
 // largest at the call's T.
 struct ActivationSlot {
   std::vector<TensorType> holds;
@@ -51,6 +54,11 @@ struct ActivationSlot {
 
 struct Program {
   std::vector<Step> steps;
+  // Weights the executable uploads transposed, after the graph's own: weight
+  // graph_weights + j is the [N, K] transpose of the [K, N] weight transposed_weights[j], so a
+  // matrix multiplied from the left (the LoRA matrices, x @ w1) is read row by row.
+  std::size_t graph_weights = 0;
+  std::vector<std::uint32_t> transposed_weights;
   std::vector<ActivationSlot> activations;
   std::vector<BufferRef> state_outputs;  // by state slot: where the new value is left
   BufferRef logits{BufferRef::Kind::activation, 0};
@@ -58,6 +66,9 @@ struct Program {
   std::int64_t logits_row = 0;  // elements per position
   bool logits_per_token = true;  // logits have a T row per token
   bool head_shortened = false;  // with last_logits_only, the logits buffer holds only the last row
+
+  // The derived weight holding weight `source` transposed (made on first request).
+  BufferRef transposed(std::uint32_t source);
 };
 
 // Lowers `graph` (precompute_token_free's output: weights in graph.weights order are

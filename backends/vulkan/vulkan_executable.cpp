@@ -67,14 +67,45 @@ VulkanExecutable::~VulkanExecutable() {
   if (descriptor_pool_ != VK_NULL_HANDLE) vkDestroyDescriptorPool(device, descriptor_pool_, nullptr);
 }
 
+namespace {
+
+// `matrix` [K, N] as [N, K] (any element size).
+HostTensor transposed(const HostTensor& matrix) {
+  std::int64_t rows = matrix.shape()[0], columns = matrix.shape()[1];
+  std::size_t element = dtype_size(matrix.dtype());
+  HostTensor out(matrix.dtype(), Shape{columns, rows});
+  const std::byte* from = matrix.data();
+  std::byte* to = out.mutable_data();
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < columns; ++c)
+      std::memcpy(to + static_cast<std::size_t>(c * rows + r) * element,
+                  from + static_cast<std::size_t>(r * columns + c) * element, element);
+  return out;
+}
+
+}  // namespace
+
 void VulkanExecutable::upload_weights(const Graph& graph, const WeightMap& weights) {
+  // A weight no step binds (one only its transpose serves) takes no device memory.
+  std::vector<bool> bound(program_.graph_weights + program_.transposed_weights.size(), false);
+  for (const Step& step : program_.steps)
+    for (const BufferRef& ref : step.bindings)
+      if (ref.kind == BufferRef::Kind::weight) bound[ref.index] = true;
   Uploader uploader(device_);
-  for (const WeightDecl& decl : graph.weights) {
-    HostTensor tensor = weight_as_declared(graph, decl, weights);
-    weights_.emplace_back(device_, tensor.nbytes(), Memory::device);
+  auto upload = [&](const HostTensor& tensor, bool needed) {
+    weights_.emplace_back(device_, needed ? tensor.nbytes() : 0, Memory::device);
+    if (!needed) return;
     uploader.add(weights_.back(), {tensor.data(), tensor.nbytes()});
     stats_.weight_bytes += static_cast<std::int64_t>(tensor.nbytes());
+  };
+  std::vector<HostTensor> transposes(program_.transposed_weights.size());
+  for (std::size_t i = 0; i < graph.weights.size(); ++i) {
+    HostTensor tensor = weight_as_declared(graph, graph.weights[i], weights);
+    for (std::size_t j = 0; j < transposes.size(); ++j)
+      if (program_.transposed_weights[j] == i) transposes[j] = transposed(tensor);
+    upload(tensor, bound[i]);
   }
+  for (std::size_t j = 0; j < transposes.size(); ++j) upload(transposes[j], bound[graph.weights.size() + j]);
   uploader.flush();
 }
 
@@ -105,7 +136,7 @@ void VulkanExecutable::make_command_objects() {
     VkQueryPoolCreateInfo query{};
     query.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
     query.queryType = VK_QUERY_TYPE_TIMESTAMP;
-    query.queryCount = 2;
+    query.queryCount = static_cast<std::uint32_t>(2 + program_.steps.size());  // start, end, one per step
     check(vkCreateQueryPool(device, &query, nullptr, &timestamps_), "vkCreateQueryPool");
   }
 }
@@ -163,15 +194,22 @@ void VulkanExecutable::record(const CallShape& call, const VulkanStateStorage& s
   begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
   check(vkBeginCommandBuffer(commands_, &begin), "vkBeginCommandBuffer");
   if (timestamps_ != VK_NULL_HANDLE) {
-    vkCmdResetQueryPool(commands_, timestamps_, 0, 2);
+    vkCmdResetQueryPool(commands_, timestamps_, 0, static_cast<std::uint32_t>(2 + program_.steps.size()));
     vkCmdWriteTimestamp(commands_, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, timestamps_, 0);
   }
   full_barrier(commands_);  // what earlier submissions wrote (states, uploads) is visible here
 
   std::uint64_t range_limit = device_->features().max_storage_buffer_range;
   HazardTracker hazards;
+  bool profiling = profiling_ && timestamps_ != VK_NULL_HANDLE;
+  step_labels_.clear();
+  recorded_kernels_ = 0;
+  recorded_barriers_ = 0;
   for (const Step& step : program_.steps) {
+    if (step.runs && !step.runs(call)) continue;
+    ++recorded_kernels_;
     Launch launch = step.launch(call);
+    if (profiling) step_labels_.push_back(fmt::format("{} {}", launch.pipeline->name, fmt::join(launch.push, ",")));
     const Pipeline& pipeline = *launch.pipeline;
     VkDescriptorSetAllocateInfo allocate{};
     allocate.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO;
@@ -207,6 +245,7 @@ void VulkanExecutable::record(const CallShape& call, const VulkanStateStorage& s
       (i + step.writes < step.bindings.size() ? read : written).push_back(infos[i].buffer);
     if (hazards.conflicts(read, written)) {
       full_barrier(commands_);
+      ++recorded_barriers_;
       hazards.clear();
     }
     hazards.add(read, written);
@@ -217,6 +256,9 @@ void VulkanExecutable::record(const CallShape& call, const VulkanStateStorage& s
     vkCmdBindDescriptorSets(commands_, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &set, 0, nullptr);
     vkCmdPushConstants(commands_, pipeline.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof(push), push.data());
     vkCmdDispatch(commands_, launch.groups[0], launch.groups[1], launch.groups[2]);
+    if (profiling)
+      vkCmdWriteTimestamp(commands_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, timestamps_,
+                          static_cast<std::uint32_t>(2 + step_labels_.size() - 1));
   }
   full_barrier(commands_);
 
@@ -253,7 +295,7 @@ HostTensor VulkanExecutable::forward(std::span<const std::int32_t> tokens, State
   CallShape call{static_cast<std::int64_t>(tokens.size()), !options.all_logits};
   reserve(call.tokens);
   std::memcpy(tokens_.mapped(), tokens.data(), tokens.size_bytes());
-  RecordKey key{call.tokens, call.last_logits_only, storage->id(), generation_};
+  RecordKey key{call.tokens, call.last_logits_only, storage->id(), generation_, profiling_};
   if (recorded_ != key) {
     recorded_.reset();
     record(call, *storage);
@@ -269,14 +311,21 @@ HostTensor VulkanExecutable::forward(std::span<const std::int32_t> tokens, State
   check(vkQueueSubmit(device_->queue(), 1, &submit, fence_), "vkQueueSubmit");
   check(vkWaitForFences(device, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
 
+  stats_.kernels_per_forward = recorded_kernels_;
   stats_.device_seconds = -1.0;
+  step_times_.clear();
   if (options.time_on_device && timestamps_ != VK_NULL_HANDLE) {
-    std::array<std::uint64_t, 2> ticks{};
-    check(vkGetQueryPoolResults(device, timestamps_, 0, 2, sizeof(ticks), ticks.data(), sizeof(std::uint64_t),
+    std::vector<std::uint64_t> ticks(2 + step_labels_.size());
+    check(vkGetQueryPoolResults(device, timestamps_, 0, static_cast<std::uint32_t>(ticks.size()),
+                                ticks.size() * sizeof(std::uint64_t), ticks.data(), sizeof(std::uint64_t),
                                 VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
           "vkGetQueryPoolResults");
     std::uint64_t mask = device_->features().timestamp_bits >= 64 ? ~0ull : (1ull << device_->features().timestamp_bits) - 1;
-    stats_.device_seconds = static_cast<double>((ticks[1] - ticks[0]) & mask) * device_->features().timestamp_period_ns * 1e-9;
+    double period = device_->features().timestamp_period_ns * 1e-9;
+    auto seconds = [&](std::uint64_t from, std::uint64_t to) { return static_cast<double>((to - from) & mask) * period; };
+    stats_.device_seconds = seconds(ticks[0], ticks[1]);
+    for (std::size_t i = 0; i < step_labels_.size(); ++i)
+      step_times_.push_back({step_labels_[i], seconds(ticks[i == 0 ? 0 : 1 + i], ticks[2 + i])});
   }
 
   logits_.invalidate();

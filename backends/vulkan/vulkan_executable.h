@@ -35,12 +35,26 @@ class VulkanExecutable final : public Executable {
   std::vector<const std::vector<std::uint32_t>*> spirv_modules() const;
   int shaders_compiled() const { return pipelines_->shaders_compiled(); }
 
+  // Profiling for the speed probe: with it on, each later forward call (with time_on_device)
+  // times every step; step_times() gives them in launch order, labelled by kernel and push
+  // constants. Steps that overlap (no barrier between them) share their time unevenly.
+  struct StepTime {
+    std::string label;
+    double seconds;
+  };
+  void set_profiling(bool on) { profiling_ = on; }
+  // Barriers between the last forward call's dispatches (one only where a step depends on one
+  // that has not finished).
+  std::int64_t barriers_per_forward() const { return recorded_barriers_; }
+  const std::vector<StepTime>& step_times() const { return step_times_; }
+
  private:
   struct RecordKey {
     std::int64_t tokens;
     bool last_logits_only;
     std::uint64_t state;
     std::uint64_t buffers;  // generation of the activation buffers
+    bool profiling;
     bool operator==(const RecordKey&) const = default;
   };
 
@@ -68,6 +82,11 @@ class VulkanExecutable final : public Executable {
   VkQueryPool timestamps_ = VK_NULL_HANDLE;
   std::optional<RecordKey> recorded_;
   ExecutionStats stats_;
+  std::int64_t recorded_kernels_ = 0;  // dispatches in the recorded command buffer
+  std::int64_t recorded_barriers_ = 0;  // barriers between them
+  bool profiling_ = false;
+  std::vector<std::string> step_labels_;  // of the recorded steps, when profiling
+  std::vector<StepTime> step_times_;
 };
 
 }  // namespace rwkvc::vulkan

@@ -1,15 +1,20 @@
 // A hidden speed probe for the device machine (not a ctest case: run it by its tag,
 // `rwkvc_vulkan_tests "[.speed]"`): random RWKV-7 models with f16 weights at released shapes
-// (RWKVC_SPEED_SHAPES, default "12x768"; layers x embedding), decode and prefill device time.
-// It asserts only that the device time was measured; the numbers are printed.
+// (RWKVC_SPEED_SHAPES, default "12x768"; layers x embedding), decode and prefill device time,
+// the decode roofline ratio against a device-to-device copy of 1 GiB timed in the same run,
+// and the kernels that take the most decode time. It asserts only that times were measured.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <sstream>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "backends/vulkan/buffer.h"
+#include "backends/vulkan/device.h"
+#include "backends/vulkan/vk_error.h"
 #include "frontend/random_model.h"
 #include "vulkan_test_support.h"
 
@@ -22,21 +27,88 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd) {
-  ModelConfig config;
-  config.arch = Arch::rwkv7;
-  config.layers = layers;
-  config.embd = embd;
-  config.vocab = 65536;
-  config.ffn = 4 * embd;
-  config.head_size = 64;
-  config.decay_lora = config.aaa_lora = 64;
-  config.mv_lora = 32;
-  config.gate_lora = 128;
+// DRAM bytes moved per second by vkCmdCopyBuffer of `bytes` (each byte read once and written
+// once, so 2 * bytes per copy) in `regions` equal regions: the bandwidth a decode that reads
+// its weights once can reach.
+double copy_bandwidth(std::size_t bytes, std::size_t regions) {
+  auto device = vulkan::Device::open(vulkan::Instance::create(), 0);
+  if (device->features().timestamp_bits == 0) return 0.0;
+  vulkan::Buffer from(device, bytes, vulkan::Memory::device), to(device, bytes, vulkan::Memory::device);
+  VkQueryPoolCreateInfo info{};
+  info.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO;
+  info.queryType = VK_QUERY_TYPE_TIMESTAMP;
+  info.queryCount = 2;
+  VkQueryPool pool = VK_NULL_HANDLE;
+  vulkan::check(vkCreateQueryPool(device->handle(), &info, nullptr, &pool), "vkCreateQueryPool");
+  std::vector<double> seconds;
+  for (int i = 0; i < 7; ++i) {
+    device->run_now([&](VkCommandBuffer commands) {
+      vkCmdResetQueryPool(commands, pool, 0, 2);
+      vkCmdWriteTimestamp(commands, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, pool, 0);
+      std::vector<VkBufferCopy> parts;
+      for (std::size_t r = 0; r < regions; ++r) parts.push_back({r * bytes / regions, r * bytes / regions, bytes / regions});
+      vkCmdCopyBuffer(commands, from.handle(), to.handle(), static_cast<std::uint32_t>(parts.size()), parts.data());
+      vkCmdWriteTimestamp(commands, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pool, 1);
+    });
+    std::array<std::uint64_t, 2> ticks{};
+    vulkan::check(vkGetQueryPoolResults(device->handle(), pool, 0, 2, sizeof(ticks), ticks.data(), sizeof(std::uint64_t),
+                                        VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+                  "vkGetQueryPoolResults");
+    seconds.push_back(static_cast<double>(ticks[1] - ticks[0]) * device->features().timestamp_period_ns * 1e-9);
+  }
+  vkDestroyQueryPool(device->handle(), pool, nullptr);
+  return 2.0 * static_cast<double>(bytes) / median(seconds);
+}
+
+// An f16 row GEMV's label ("gemv f16 B[N,K] ... M,N,K,..."): its weight bytes, else 0.
+double gemv_bytes(const std::string& label) {
+  if (label.rfind("gemv f16 B[N,K]", 0) != 0) return 0.0;
+  std::istringstream push(label.substr(label.rfind(' ') + 1));
+  std::string m, n, k;
+  std::getline(push, m, ',');
+  std::getline(push, n, ',');
+  std::getline(push, k, ',');
+  return 2.0 * std::stod(n) * std::stod(k);
+}
+
+// The weight bandwidth of the largest single GEMV of a profile (the head's [V, C]).
+double largest_gemv_rate(const std::vector<vulkan::VulkanExecutable::StepTime>& steps) {
+  double bytes = 0.0, rate = 0.0;
+  for (const auto& step : steps)
+    if (gemv_bytes(step.label) > bytes) {
+      bytes = gemv_bytes(step.label);
+      rate = bytes / step.seconds;
+    }
+  return rate;
+}
+
+// The steps' times summed by kernel label, the largest first.
+void print_profile(const std::vector<vulkan::VulkanExecutable::StepTime>& steps, std::size_t top) {
+  std::map<std::string, std::pair<double, int>> by_label;
+  double total = 0.0;
+  for (const auto& step : steps) {
+    by_label[step.label].first += step.seconds;
+    by_label[step.label].second += 1;
+    total += step.seconds;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> sorted(by_label.begin(), by_label.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  for (std::size_t i = 0; i < std::min(top, sorted.size()); ++i) {
+    const std::string& label = sorted[i].first;
+    auto [seconds, count] = sorted[i].second;
+    std::string rate;
+    if (double bytes = gemv_bytes(label); bytes > 0.0) rate = fmt::format(" ({:.0f} GB/s)", bytes * count / seconds * 1e-9);
+    fmt::print("    {:6.1f}% {:8.1f} us  x{:<4} {}{}\n", 100.0 * seconds / total, seconds * 1e6, count, label, rate);
+  }
+}
+
+void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd, double bandwidth) {
+  ModelConfig config = standard_config(Arch::rwkv7, layers, embd, 65536);
   WeightMap weights = make_random_model(config, 1);
   std::string pipeline = passes::preset_pipeline(2) + "," + passes::precision_step(DType::f16);
   Graph graph = passes::run_pipeline(build_graph(config), passes::parse_pipeline(pipeline));
   auto exe = vulkan.compile(graph, weights);
+  auto& profiled = dynamic_cast<vulkan::VulkanExecutable&>(*exe);
 
   // Decode reads every matrix once per token, but one row of the embedding table.
   std::int64_t table = 2 * config.vocab * config.embd;
@@ -48,6 +120,7 @@ void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd) {
     exe->forward(std::span(&token, 1), state, {.time_on_device = true});
     if (i >= 160) decode.push_back(exe->stats().device_seconds);
   }
+  std::int64_t decode_kernels = exe->stats().kernels_per_forward, decode_barriers = profiled.barriers_per_forward();
   std::vector<std::int32_t> prompt = random_tokens(2048, config.vocab, 2);
   std::vector<double> prefill;
   for (int i = 0; i < 3; ++i) {
@@ -56,11 +129,30 @@ void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd) {
     prefill.push_back(exe->stats().device_seconds);
   }
   double step = median(decode), whole = median(prefill);
-  fmt::print("speed L{} D{} f16: decode {:.3f} ms/token ({:.0f} tokens/s, {:.0f} GB/s of weights, {} kernels), "
+  double roofline = bandwidth > 0.0 ? bytes_per_token / bandwidth : 0.0;
+  fmt::print("speed L{} D{} f16: decode {:.3f} ms/token ({:.0f} tokens/s, {:.0f} GB/s of weights, {} kernels, {} barriers), "
+             "roofline {:.3f} ms/token ({:.1f} MB at {:.0f} GB/s): ratio {:.1f}%; "
              "prefill 2048 tokens {:.1f} ms ({:.0f} tokens/s)\n",
-             layers, embd, step * 1e3, 1.0 / step, bytes_per_token / step * 1e-9, exe->stats().kernels_per_forward,
-             whole * 1e3, 2048 / whole);
+             layers, embd, step * 1e3, 1.0 / step, bytes_per_token / step * 1e-9, decode_kernels, decode_barriers, roofline * 1e3,
+             bytes_per_token * 1e-6, bandwidth * 1e-9, 100.0 * roofline / step, whole * 1e3, 2048 / whole);
   CHECK(step > 0.0);
+
+  // Where the time goes: one profiled decode step and one profiled prefill.
+  profiled.set_profiling(true);
+  for (int i = 0; i < 3; ++i) {
+    std::int32_t token = 7 + i;
+    exe->forward(std::span(&token, 1), state, {.time_on_device = true});
+  }
+  double head_rate = largest_gemv_rate(profiled.step_times());
+  fmt::print("  decode against the head GEMV's own weight bandwidth ({:.0f} GB/s): {:.3f} ms/token, ratio {:.1f}%\n",
+             head_rate * 1e-9, bytes_per_token / head_rate * 1e3, 100.0 * bytes_per_token / head_rate / step);
+  fmt::print("  decode profile (top kernels, summed over layers):\n");
+  print_profile(profiled.step_times(), 16);
+  State fresh = exe->new_state();
+  exe->forward(prompt, fresh, {.time_on_device = true});
+  fmt::print("  prefill 2048 profile:\n");
+  print_profile(profiled.step_times(), 10);
+  profiled.set_profiling(false);
 }
 
 }  // namespace
@@ -69,12 +161,16 @@ TEST_CASE("Vulkan decode and prefill speed on released RWKV-7 shapes", "[.speed]
   ::setenv("RWKVC_VULKAN_VALIDATION", "0", 1);  // the layer's checks would dominate the host time
   auto vulkan = make_vulkan_backend({});
   fmt::print("{}\n", vulkan->device_name());
+  double whole = copy_bandwidth(std::size_t{1} << 30, 1), split = copy_bandwidth(std::size_t{1} << 30, 16);
+  double bandwidth = std::max(whole, split);
+  fmt::print("device-to-device vkCmdCopyBuffer of 1 GiB: {:.0f} GB/s as one region, {:.0f} GB/s as 16 (read + write)\n",
+             whole * 1e-9, split * 1e-9);
   const char* shapes = std::getenv("RWKVC_SPEED_SHAPES");
   std::istringstream list(shapes ? shapes : "12x768");
   std::string shape;
   while (std::getline(list, shape, ',')) {
     std::size_t x = shape.find('x');
-    measure(*vulkan, std::stoll(shape.substr(0, x)), std::stoll(shape.substr(x + 1)));
+    measure(*vulkan, std::stoll(shape.substr(0, x)), std::stoll(shape.substr(x + 1)), bandwidth);
   }
 }
 

@@ -14,13 +14,6 @@ namespace {
 
 constexpr double kF32Tolerance = 1e-4;
 
-// Sets RWKVC_VULKAN_FEATURES_OFF for the scope's lifetime (devices opened meanwhile see it).
-class FeaturesOff {
- public:
-  explicit FeaturesOff(const char* list) { ::setenv("RWKVC_VULKAN_FEATURES_OFF", list, 1); }
-  ~FeaturesOff() { ::unsetenv("RWKVC_VULKAN_FEATURES_OFF"); }
-};
-
 void check_model(Backend& vulkan, Model model, const std::string& pipeline, std::size_t length) {
   TwoBackends both = compile_both(vulkan, std::move(model), pipeline);
   check_spirv_valid(*both.vulkan);

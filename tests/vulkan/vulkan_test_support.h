@@ -41,6 +41,13 @@ inline std::unique_ptr<Backend> vulkan_or_skip() {
   }
 }
 
+// Sets RWKVC_VULKAN_FEATURES_OFF for the scope's lifetime (devices opened meanwhile see it).
+class FeaturesOff {
+ public:
+  explicit FeaturesOff(const char* list) { ::setenv("RWKVC_VULKAN_FEATURES_OFF", list, 1); }
+  ~FeaturesOff() { ::unsetenv("RWKVC_VULKAN_FEATURES_OFF"); }
+};
+
 // Fails the test, listing them, if the validation layer reported anything while it lived.
 class ValidationGuard {
  public:

@@ -11,7 +11,9 @@ namespace rwkvc::vulkan {
 
 namespace {
 
-constexpr std::uint32_t kGroupSize = 64;
+// A long segment (a decode step's one row of 2048) gets more invocations: with one
+// workgroup per row, the row's loads would otherwise queue on 64.
+std::uint32_t group_size(std::int64_t width) { return width >= 1024 ? 256 : 64; }
 
 std::string_view op_label(SegmentOp op) {
   switch (op) {
@@ -64,10 +66,11 @@ KernelSource segment_kernel(const DeviceFeatures& features, const SegmentShape& 
   // Normalisations read back what no invocation writes twice; reduce_sum writes one value.
   shader.buffer("out", DType::f32, Access::write);
   shader.push({"segments"});
-  shader.local_size(kGroupSize);
+  std::uint32_t lanes = group_size(shape.width);
+  shader.local_size(lanes);
   shader.use_workgroup_sum();
   shader.define("W", fmt::format("{}u", shape.width));
-  shader.define("LANES", fmt::format("{}u", kGroupSize));
+  shader.define("LANES", fmt::format("{}u", lanes));
   shader.define("GROUPS", fmt::format("{}u", std::max<std::int64_t>(shape.groups, 1)));
   shader.define("EPS", glsl_float(shape.eps));
   bool needs_sum = shape.op != SegmentOp::l2_norm;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "backends/vulkan/device.h"
 #include "backends/vulkan/pipeline_store.h"
@@ -11,8 +13,23 @@
 
 namespace rwkvc::vulkan {
 
+class GlslBuilder;
+
+// epilogue.cpp: an elementwise tail folded into a matmul's store (a matmul_epilogue region):
+// the code generator's functions, where load_in0 is the product being stored and load_in<k>
+// (k >= 1) reads binding in<k>. Empty `result`: none, the product is stored as it is.
+struct Epilogue {
+  std::string functions;      // elementwise_functions() of the tail
+  std::string result;         // the function that gives the stored value, e.g. "v12"
+  std::vector<DType> inputs;  // the dtypes of in1, in2, ...
+  bool empty() const { return result.empty(); }
+};
+// Declares the epilogue's input buffers (the next bindings) and `float epilogue(uint i,
+// float product)`, the value stored at flat index i. Its code may read pc.T.
+void declare_epilogue(GlslBuilder& shader, const Epilogue& epilogue);
+
 // gemv.cpp: out[m, n] = sum_k a[a_offset + m*K + k] * B(n, k) for a few rows m (decode).
-// Bindings: a (f32), B (b_dtype), out (f32). Push: M, N, K, a_offset.
+// Bindings: a (f32), B (b_dtype), the epilogue's inputs, out (f32). Push: M, N, K, a_offset, T.
 // transpose_b (B is [N, K]): a subgroup (or, without subgroup arithmetic, a workgroup) per
 // output n, reading B's row with 16-byte loads when `wide` (K and a_offset multiples of 8).
 // Grid: (gemv_groups(N), M). Otherwise (B is [K, N]): a thread per output n and k split in
@@ -22,12 +39,16 @@ struct GemvShape {
   bool transpose_b;
   bool wide;
 };
-KernelSource gemv_kernel(const DeviceFeatures& features, const GemvShape& shape);
+KernelSource gemv_kernel(const DeviceFeatures& features, const GemvShape& shape, const Epilogue& epilogue = {});
 std::uint32_t gemv_rows_per_group(const DeviceFeatures& features, bool transpose_b);
 
-// gemm.cpp: out[M, N] = a[M, K] B^T (transpose_b) or a B, tiled 64 x 64 through shared memory,
-// 4 x 4 outputs per thread. Bindings: a, B, out. Push: M, N, K. Grid (ceil(N/64), ceil(M/64)).
-KernelSource gemm_kernel(const DeviceFeatures& features, DType b_dtype, bool transpose_b);
+// gemm.cpp: out[M, N] = a[M, K] B^T (transpose_b) or a B, tiled `tile` x `tile` (64 or 128)
+// through shared memory, (tile / 16)^2 outputs per thread. Bindings: a, B, the epilogue's
+// inputs, out. Push: M, N, K, T. Grid (ceil(N / tile), ceil(M / tile)). gemm_tile: the tile
+// for an M x N product.
+KernelSource gemm_kernel(const DeviceFeatures& features, DType b_dtype, bool transpose_b, const Epilogue& epilogue,
+                         std::uint32_t tile);
+std::uint32_t gemm_tile(std::int64_t m, std::int64_t n);
 
 // wkv7.cpp: one workgroup per head, one invocation per row i of that head's N x N state, held
 // in registers; per token the head's r, w, k, a, b go through shared memory.
@@ -50,6 +71,22 @@ struct SegmentShape {
 };
 // Bindings: x, then weight and bias (layer_norm, group_norm), then out.
 KernelSource segment_kernel(const DeviceFeatures& features, const SegmentShape& shape);
+
+// norm_mix.cpp: a token_shift_mix region led by its layer_norm of x [T, C]. `functions` is the
+// generated body, its input 0 the normalised value, load_in<k> (k >= 1) binding in<k>.
+// Bindings: x, weight, bias, in1.., out0... Push: T.
+// Grid (ceil(C / norm_mix_lanes(C)), min(T, 65535)): a block of channels of a row per workgroup.
+struct NormMixShape {
+  std::int64_t width;  // C
+  double eps;
+  DType weight_dtype;
+  std::string functions;
+  std::vector<DType> inputs;         // in1, in2, ...: vectors that do not vary with t
+  std::vector<std::string> outputs;  // the function giving each output
+  std::vector<bool> per_row;         // [T, C] output (else [C], written from the last row)
+};
+KernelSource norm_mix_kernel(const DeviceFeatures& features, const NormMixShape& shape);
+std::uint32_t norm_mix_lanes(std::int64_t width);
 
 // embedding.cpp: out[t, c] = table[tokens[t], c]. Bindings: table, tokens (i32), out.
 // Push: count (T * C). Grid: elementwise_groups(count).

@@ -1,5 +1,9 @@
 // The RWKV-7 recurrence: invocation i of a head's workgroup owns row i of its N x N state in
-// registers for the whole sequence; only the token's r, w, k, a, b vectors are shared.
+// registers for the whole sequence. The head's r, w, k, v, a, b for CHUNK tokens are staged in
+// shared memory at once (every invocation loads its channel of each, all loads in flight
+// together), so a long prompt pays one memory latency per chunk rather than per token.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "backends/vulkan/glsl_builder.h"
@@ -8,6 +12,8 @@
 namespace rwkvc::vulkan {
 
 KernelSource wkv7_kernel(const DeviceFeatures& features, std::int64_t heads, std::int64_t head_size) {
+  // Six vectors of N floats per staged token, in half the shared memory at most.
+  std::int64_t chunk = std::clamp<std::int64_t>(features.shared_memory_bytes / 2 / (6 * head_size * 4), 1, 16);
   GlslBuilder shader(features, fmt::format("wkv7 H{} N{}", heads, head_size));
   for (const char* name : {"r", "w", "k", "v", "a", "b", "state_in"}) shader.buffer(name, DType::f32, Access::read);
   shader.buffer("y", DType::f32, Access::write);
@@ -16,27 +22,33 @@ KernelSource wkv7_kernel(const DeviceFeatures& features, std::int64_t heads, std
   shader.local_size(static_cast<std::uint32_t>(head_size));
   shader.define("N", fmt::format("{}u", head_size));
   shader.define("C", fmt::format("{}u", heads * head_size));
+  shader.define("CHUNK", fmt::format("{}u", chunk));
   shader.code(
-      "shared float r_[N], w_[N], k_[N], a_[N], b_[N];\n"
+      "shared float r_[CHUNK][N], w_[CHUNK][N], k_[CHUNK][N], v_[CHUNK][N], a_[CHUNK][N], b_[CHUNK][N];\n"
       "void main() {\n"
       "  uint h = gl_WorkGroupID.x, i = gl_LocalInvocationIndex;\n"
       "  uint row = h * N * N + i * N;\n"
       "  float s[N];\n"
       "  [[unroll]] for (uint j = 0u; j < N; ++j) s[j] = load_state_in(row + j);\n"
-      "  for (uint t = 0u; t < pc.T; ++t) {\n"
-      "    uint at = t * C + h * N + i;\n"
+      "  for (uint t0 = 0u; t0 < pc.T; t0 += CHUNK) {\n"
+      "    uint count = min(CHUNK, pc.T - t0);\n"
       "    barrier();\n"
-      "    r_[i] = load_r(at); w_[i] = load_w(at); k_[i] = load_k(at); a_[i] = load_a(at); b_[i] = load_b(at);\n"
-      "    float v = load_v(at);\n"
-      "    barrier();\n"
-      "    float sa = 0.0;\n"
-      "    [[unroll]] for (uint j = 0u; j < N; ++j) sa += s[j] * a_[j];\n"
-      "    float y = 0.0;\n"
-      "    [[unroll]] for (uint j = 0u; j < N; ++j) {\n"
-      "      s[j] = s[j] * w_[j] + sa * b_[j] + v * k_[j];\n"
-      "      y += s[j] * r_[j];\n"
+      "    for (uint u = 0u; u < count; ++u) {\n"
+      "      uint at = (t0 + u) * C + h * N + i;\n"
+      "      r_[u][i] = load_r(at); w_[u][i] = load_w(at); k_[u][i] = load_k(at);\n"
+      "      v_[u][i] = load_v(at); a_[u][i] = load_a(at); b_[u][i] = load_b(at);\n"
       "    }\n"
-      "    store_y(at, y);\n"
+      "    barrier();\n"
+      "    for (uint u = 0u; u < count; ++u) {\n"
+      "      float sa = 0.0;\n"
+      "      [[unroll]] for (uint j = 0u; j < N; ++j) sa += s[j] * a_[u][j];\n"
+      "      float v = v_[u][i], y = 0.0;\n"
+      "      [[unroll]] for (uint j = 0u; j < N; ++j) {\n"
+      "        s[j] = s[j] * w_[u][j] + sa * b_[u][j] + v * k_[u][j];\n"
+      "        y += s[j] * r_[u][j];\n"
+      "      }\n"
+      "      store_y((t0 + u) * C + h * N + i, y);\n"
+      "    }\n"
       "  }\n"
       "  [[unroll]] for (uint j = 0u; j < N; ++j) store_state_out(row + j, s[j]);\n"
       "}\n");

@@ -1,0 +1,252 @@
+#include "backends/vulkan/wkv_region.h"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "backends/vulkan/elementwise_codegen.h"
+#include "backends/vulkan/glsl_builder.h"
+
+namespace rwkvc::vulkan {
+
+namespace {
+
+std::size_t at(ValueId id) { return static_cast<std::size_t>(id); }
+
+// Where a value's element for (token t, channel c of head h) lives: every value of the region
+// is per channel ([C] or [H, N]), per head ([H, 1]) or one number, each optionally per token.
+enum class Layout { channel, head, scalar };
+struct Place {
+  Layout layout;
+  bool per_token;
+};
+
+std::optional<Place> classify(const Shape& shape, std::int64_t heads, std::int64_t n) {
+  std::vector<Dim> dims(shape.dims().begin(), shape.dims().end());
+  bool per_token = !dims.empty() && dims[0] == kSeq;
+  if (per_token) dims.erase(dims.begin());
+  if (std::find(dims.begin(), dims.end(), kSeq) != dims.end()) return std::nullopt;
+  auto is = [&](std::initializer_list<Dim> want) { return std::equal(dims.begin(), dims.end(), want.begin(), want.end()); };
+  if (is({heads * n}) || is({heads, n})) return Place{Layout::channel, per_token};
+  if (is({heads, 1})) return Place{Layout::head, per_token};
+  if (dims.empty() || is({1})) return Place{Layout::scalar, per_token};
+  return std::nullopt;
+}
+
+std::string element_index(Place place) {
+  switch (place.layout) {
+    case Layout::channel: return place.per_token ? "t * C + c" : "c";
+    case Layout::head: return place.per_token ? "t * H + h" : "h";
+    case Layout::scalar: return place.per_token ? "t" : "0u";
+  }
+  return "0u";
+}
+
+// Builds the kernel's per-token body from the region's ops; fails (nullopt) on anything else.
+class WkvKernel {
+ public:
+  WkvKernel(const Region& region, std::int64_t heads, std::int64_t n) : region_(region), heads_(heads), n_(n) {}
+
+  bool add(const Op& op) {
+    auto result_place = [&](std::size_t k) { return classify(region_.values[at(op.results[k])].shape, heads_, n_); };
+    if (op.kind == OpKind::wkv7) return add_recurrence(op);
+    if (op.results.size() != 1) return false;
+    std::optional<Place> place = result_place(0);
+    if (!place) return false;
+    std::vector<std::string> x;
+    for (ValueId id : op.operands) {
+      auto name = value(id);
+      if (!name) return false;
+      x.push_back(*name);
+    }
+    std::string v = fmt::format("v{}", op.results[0]);
+    const Shape& in = op.operands.empty() ? Shape{} : region_.values[at(op.operands[0])].shape;
+    std::string statement;
+    if (op.kind == OpKind::constant) {
+      statement = fmt::format("float {} = {};", v, glsl_float(op.float_attr("value")));
+    } else if (is_unary_elementwise(op.kind)) {
+      softplus_ = softplus_ || op.kind == OpKind::softplus;
+      statement = fmt::format("float {0}; {{ float x = {1}; {0} = {2}; }}", v, x[0], unary_expression(op.kind));
+    } else if (is_binary_elementwise(op.kind)) {
+      statement = fmt::format("float {} = {} {} {};", v, x[0], binary_operator(op.kind), x[1]);
+    } else if (op.kind == OpKind::lerp) {
+      statement = fmt::format("float {0}; {{ float a = {1}; {0} = a + ({2} - a) * {3}; }}", v, x[0], x[1], x[2]);
+    } else if (op.kind == OpKind::reshape) {
+      std::optional<Place> from = classify(in, heads_, n_);
+      if (!from || from->layout != place->layout || from->per_token != place->per_token) return false;
+      statement = fmt::format("float {} = {};", v, x[0]);
+    } else if (op.kind == OpKind::l2_norm) {
+      if (place->layout != Layout::channel || in.back() / op.int_attr("groups") != n_) return false;
+      statement = fmt::format("float {0}; {{ float x = {1}; {0} = x / max(sqrt(workgroup_sum(x * x)), {2}); }}", v, x[0],
+                              glsl_float(op.float_attr("eps")));
+    } else if (op.kind == OpKind::group_norm) {
+      if (place->layout != Layout::channel || op.int_attr("groups") != heads_) return false;
+      statement = fmt::format(
+          "float {0}; {{ float x = {1}; float mean = workgroup_sum(x) / float(N); float d = x - mean;\n"
+          "      {0} = d * (1.0 / sqrt(workgroup_sum(d * d) / float(N) + {4})) * {2} + {3}; }}",
+          v, x[0], x[1], x[2], glsl_float(op.float_attr("eps")));
+    } else if (op.kind == OpKind::reduce_sum) {
+      std::optional<Place> from = classify(in, heads_, n_);
+      if (!from || from->layout != Layout::channel || in.back() != n_ || place->layout != Layout::head) return false;
+      statement = fmt::format("float {} = workgroup_sum({});", v, x[0]);
+    } else {
+      return false;
+    }
+    body_ += "    " + statement + "\n";
+    places_[op.results[0]] = *place;
+    return true;
+  }
+
+  // Stores yield `k` (a per-token channel value, or the recurrence's new state).
+  bool yield(ValueId id, std::size_t k) {
+    if (id == state_out_) {
+      state_binding_ = k;
+      return true;
+    }
+    auto name = value(id);
+    auto place = classify(region_.values[at(id)].shape, heads_, n_);
+    if (!name || !place || place->layout != Layout::channel || !place->per_token) return false;
+    stores_ += fmt::format("    store_out{}(t * C + c, {});\n", k, *name);
+    return true;
+  }
+
+  bool complete() const { return recurrences_ == 1 && state_binding_.has_value(); }
+  const std::vector<ValueId>& inputs() const { return inputs_; }
+  ValueId state_input() const { return state_in_; }
+
+  KernelSource source(const DeviceFeatures& features, std::size_t outputs) const {
+    GlslBuilder shader(features, fmt::format("wkv region H{} N{} fused {} inputs", heads_, n_, inputs_.size()));
+    for (std::size_t k = 0; k < inputs_.size(); ++k)
+      shader.buffer(fmt::format("in{}", k), region_.values[at(inputs_[k])].dtype, Access::read);
+    shader.buffer("state_in", DType::f32, Access::read);
+    for (std::size_t k = 0; k < outputs; ++k) shader.buffer(fmt::format("out{}", k), DType::f32, Access::write);
+    shader.push({"T"});
+    shader.local_size(static_cast<std::uint32_t>(n_));
+    shader.use_workgroup_sum();
+    shader.define("N", fmt::format("{}u", n_));
+    shader.define("H", fmt::format("{}u", heads_));
+    shader.define("C", fmt::format("{}u", heads_ * n_));
+    if (softplus_) shader.code(kSoftplusHelper);
+    // The state moves through shared memory when it fits (padded rows, no bank conflicts), so
+    // its loads and stores are coalesced; else each invocation reads its row directly.
+    bool staged = static_cast<std::uint64_t>(n_ * (n_ + 1) + 6 * n_) * 4 + 1024 <= features.shared_memory_bytes;
+    std::string load_state = staged ?
+        "  for (uint e = i; e < N * N; e += N) tile[(e / N) * (N + 1u) + e % N] = load_state_in(h * N * N + e);\n"
+        "  barrier();\n"
+        "  [[unroll]] for (uint j = 0u; j < N; ++j) s[j] = tile[i * (N + 1u) + j];\n" :
+        "  [[unroll]] for (uint j = 0u; j < N; ++j) s[j] = load_state_in(row + j);\n";
+    std::string store_state = staged ?
+        fmt::format("  barrier();\n"
+                    "  [[unroll]] for (uint j = 0u; j < N; ++j) tile[i * (N + 1u) + j] = s[j];\n"
+                    "  barrier();\n"
+                    "  for (uint e = i; e < N * N; e += N) store_out{}(h * N * N + e, tile[(e / N) * (N + 1u) + e % N]);\n",
+                    *state_binding_) :
+        fmt::format("  [[unroll]] for (uint j = 0u; j < N; ++j) store_out{}(row + j, s[j]);\n", *state_binding_);
+    shader.code(fmt::format(
+        "shared float r_[N], w_[N], k_[N], a_[N], b_[N];\n"
+        "{}"
+        "void main() {{\n"
+        "  uint h = gl_WorkGroupID.x, i = gl_LocalInvocationIndex, c = h * N + i, row = h * N * N + i * N;\n"
+        "  float s[N];\n"
+        "{}"
+        "  for (uint t = 0u; t < pc.T; ++t) {{\n"
+        "{}{}"
+        "  }}\n"
+        "{}"
+        "}}\n",
+        staged ? "shared float tile[N * (N + 1u)];\n" : "", load_state, body_, stores_, store_state));
+    return shader.finish();
+  }
+
+ private:
+  // The GLSL name of `id` in the token's body: arguments are loaded where first read.
+  std::optional<std::string> value(ValueId id) {
+    if (places_.contains(id)) return fmt::format("v{}", id);
+    if (at(id) >= region_.arguments || id == state_in_) return std::nullopt;
+    auto place = classify(region_.values[at(id)].shape, heads_, n_);
+    if (!place) return std::nullopt;
+    body_ += fmt::format("    float v{} = load_in{}({});\n", id, inputs_.size(), element_index(*place));
+    inputs_.push_back(id);
+    places_[id] = *place;
+    return fmt::format("v{}", id);
+  }
+
+  // wkv7(r, w, k, v, a, b, state): this invocation's row of the head's state, one token.
+  bool add_recurrence(const Op& op) {
+    if (++recurrences_ != 1 || at(op.operands[6]) >= region_.arguments) return false;
+    state_in_ = op.operands[6];
+    state_out_ = op.results[1];
+    std::vector<std::string> x;
+    for (std::size_t k = 0; k < 6; ++k) {
+      auto place = classify(region_.values[at(op.operands[k])].shape, heads_, n_);
+      auto name = value(op.operands[k]);
+      if (!place || !name || place->layout != Layout::channel || !place->per_token) return false;
+      x.push_back(*name);
+    }
+    body_ += fmt::format(
+        "    barrier();\n"
+        "    r_[i] = {0}; w_[i] = {1}; k_[i] = {2}; a_[i] = {4}; b_[i] = {5};\n"
+        "    barrier();\n"
+        "    float v{6} = 0.0;\n"
+        "    {{\n"
+        "      float sa = 0.0;\n"
+        "      [[unroll]] for (uint j = 0u; j < N; ++j) sa += s[j] * a_[j];\n"
+        "      [[unroll]] for (uint j = 0u; j < N; ++j) {{\n"
+        "        s[j] = s[j] * w_[j] + sa * b_[j] + {3} * k_[j];\n"
+        "        v{6} += s[j] * r_[j];\n"
+        "      }}\n"
+        "    }}\n",
+        x[0], x[1], x[2], x[3], x[4], x[5], op.results[0]);
+    places_[op.results[0]] = Place{Layout::channel, true};
+    return true;
+  }
+
+  const Region& region_;
+  std::int64_t heads_, n_;
+  std::string body_, stores_;
+  std::map<ValueId, Place> places_;
+  std::vector<ValueId> inputs_;
+  ValueId state_in_ = kNoValue, state_out_ = kNoValue;
+  std::optional<std::size_t> state_binding_;
+  int recurrences_ = 0;
+  bool softplus_ = false;
+};
+
+}  // namespace
+
+std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeatures& features, const Op& op,
+                                   const std::vector<BufferRef>& operands, const std::vector<BufferRef>& results) {
+  const Region& region = *op.region;
+  if (region.kind != "wkv") return std::nullopt;
+  auto wkv = std::find_if(region.ops.begin(), region.ops.end(), [](const Op& inner) { return inner.kind == OpKind::wkv7; });
+  if (wkv == region.ops.end()) return std::nullopt;
+  const Shape& state = region.values[at(wkv->operands[6])].shape;
+  std::int64_t heads = state[0], n = state[1];
+  bool power_of_two = (n & (n - 1)) == 0;
+  if (n > static_cast<std::int64_t>(features.max_workgroup_invocations) || (!features.subgroup_arithmetic && !power_of_two))
+    return std::nullopt;
+
+  WkvKernel kernel(region, heads, n);
+  for (const Op& inner : region.ops)
+    if (!kernel.add(inner)) return std::nullopt;
+  for (std::size_t k = 0; k < region.yields.size(); ++k)
+    if (!kernel.yield(region.yields[k], k)) return std::nullopt;
+  if (!kernel.complete()) return std::nullopt;
+
+  std::vector<BufferRef> bindings;
+  for (ValueId id : kernel.inputs()) bindings.push_back(operands[at(id)]);
+  bindings.push_back(operands[at(kernel.state_input())]);
+  for (const BufferRef& result : results)
+    if (std::find(bindings.begin(), bindings.end(), result) != bindings.end()) return std::nullopt;  // written while read
+  bindings.insert(bindings.end(), results.begin(), results.end());
+  const Pipeline* pipeline = &pipelines.get(kernel.source(features, results.size()));
+  auto groups = static_cast<std::uint32_t>(heads);
+  return Step{bindings, results.size(),
+              [pipeline, groups](const CallShape& call) {
+                return Launch{pipeline, {groups, 1, 1}, {static_cast<std::uint32_t>(call.tokens)}};
+              },
+              [](const CallShape& call) { return call.tokens <= kFusedWkvMaxTokens; }};
+}
+
+}  // namespace rwkvc::vulkan
