@@ -7,8 +7,9 @@
 # RWKVC_CHECK: the parts to run (default "tests sanitizer bench"; also "nopdl": the first shape
 # again with programmatic dependent launch off, and "torch": bench/torch_rwkv7.py at 1.5B,
 # eager and torch.compile). The sanitizer runs last (the slowest part, and no timing after it).
+# RWKVC_SKIP_BUILD=1: build-dev already holds rwkvc and rwkvc_cuda_tests (bench/h100_report.sh).
 set -o pipefail
-source .device/prepare.sh
+[ "${RWKVC_SKIP_BUILD:-0}" = 1 ] || source .device/prepare.sh
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export XDG_CACHE_HOME=/tmp/rwkvc-cache
@@ -19,7 +20,7 @@ build() {
   cmake -S . -B build-dev -G Ninja -DRWKVC_BUILD_BENCH=OFF "$@" > "$OUT/build.log" 2>&1 &&
     ninja -C build-dev rwkvc rwkvc_cuda_tests >> "$OUT/build.log" 2>&1
 }
-if ! build -DRWKVC_VULKAN=OFF; then
+if [ "${RWKVC_SKIP_BUILD:-0}" != 1 ] && ! build -DRWKVC_VULKAN=OFF; then
   tail -40 "$OUT/build.log"
   exit 1
 fi
