@@ -172,7 +172,8 @@ BenchRun run_bench(const BenchSpec& spec, const std::function<void(const std::st
     if (!spec.peak_tflops.get("cpu")) {
       progress("cpu: measuring peak f32 multiply-add rate");
       cpu_peak = Ceiling{measure_cpu_peak_tflops(),
-                         fmt::format("measured: f32 multiply-adds as this build vectorises them, {} threads, best of 5",
+                         fmt::format("measured: f32 multiply-adds as this build vectorises them, {} threads, "
+                                     "each timed by its CPU time, best of 5",
                                      run.machine.hardware_threads)};
     }
   }
