@@ -68,6 +68,22 @@ inline Error compare_states(const HostState& actual, const HostState& reference)
 // device's exp/tanh, far below 1e-4 relative to the reference's largest magnitude.
 inline constexpr double kF32Tolerance = 1e-4;
 
+// `tokens` fed to `exe` in `mode`: every position's logits and every state slot within
+// `tolerance` of the reference (relative to its largest magnitude); the errors are printed.
+inline void check_mode_against(Executable& exe, std::span<const std::int32_t> tokens, FeedMode mode,
+                               const HostTensor& reference, const HostState& reference_host, double tolerance) {
+  State state = exe.new_state();
+  HostTensor logits = feed(exe, tokens, state, mode, true);
+  REQUIRE(logits.shape() == reference.shape());
+  Error e = compare(logits.f32(), reference.f32());
+  INFO("logits: max-abs " << e.max_abs << ", relative " << e.relative);
+  Error state_error = compare_states(state.to_host(), reference_host);
+  CHECK(e.relative <= tolerance);
+  CHECK(state_error.relative <= tolerance);
+  // The errors seen, for the record (printed whether or not the checks pass).
+  WARN("errors: logits " << e.relative << ", state " << state_error.relative);
+}
+
 // `length` tokens fed to the CPU (GPT) and to CUDA in GPT, RNN and chunk:3 modes: every
 // position's logits and every state slot within `tolerance` (relative to the reference's
 // largest magnitude), and the last position alone when all_logits is off.
@@ -81,16 +97,7 @@ inline void check_against_cpu_in_every_mode(Backend& cuda, Model model, const st
 
   for (FeedMode mode : {FeedMode::gpt(), FeedMode::rnn(), FeedMode::chunked(3)}) {
     INFO(both.model.path << " '" << pipeline << "', mode " << mode.name() << ", " << length << " tokens");
-    State state = both.cuda->new_state();
-    HostTensor logits = feed(*both.cuda, tokens, state, mode, true);
-    REQUIRE(logits.shape() == reference.shape());
-    Error e = compare(logits.f32(), reference.f32());
-    INFO("logits: max-abs " << e.max_abs << ", relative " << e.relative);
-    Error state_error = compare_states(state.to_host(), reference_host);
-    CHECK(e.relative <= tolerance);
-    CHECK(state_error.relative <= tolerance);
-    // The errors seen, for the record (printed whether or not the checks pass).
-    WARN("errors: logits " << e.relative << ", state " << state_error.relative);
+    check_mode_against(*both.cuda, tokens, mode, reference, reference_host, tolerance);
 
     // Without all_logits the last position alone comes back (the head runs on that row only).
     State again = both.cuda->new_state();

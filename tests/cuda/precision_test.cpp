@@ -27,15 +27,7 @@ void check_precision(Backend& cuda, const std::string& model_file, const std::st
   for (FeedMode mode : {FeedMode::gpt(), FeedMode::rnn(), FeedMode::chunked(3)}) {
     double tolerance = mode.chunk == 0 ? 8.0 * roundoff * (layers + 1.0) : 1e-4;
     INFO(model_file << " " << dtype << ", mode " << mode.name() << ", tolerance " << tolerance);
-    State state = both.cuda->new_state();
-    HostTensor logits = feed(*both.cuda, tokens, state, mode, true);
-    Error e = compare(logits.f32(), reference.f32());
-    INFO("logits: max-abs " << e.max_abs << ", relative " << e.relative);
-    Error state_error = compare_states(state.to_host(), reference_host);
-    CHECK(e.relative <= tolerance);
-    CHECK(state_error.relative <= tolerance);
-    // The errors seen, for the record (printed whether or not the checks pass).
-    WARN("errors: logits " << e.relative << ", state " << state_error.relative);
+    check_mode_against(*both.cuda, tokens, mode, reference, reference_host, tolerance);
   }
 }
 
