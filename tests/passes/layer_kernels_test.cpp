@@ -41,7 +41,7 @@ int total(const std::map<std::string, int>& kinds) {
 
 }  // namespace
 
-TEST_CASE("-O2 leaves each RWKV-7 layer its mix, projection, WKV and channel-mix kernels only",
+TEST_CASE("At -O2 each RWKV-7 layer keeps its mix, projection, WKV and channel-mix kernels only",
           "[passes][fusion]") {
   Model model = load_model(fixture_path("rwkv7-tiny.safetensors"));
   Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(passes::preset_pipeline(2)));
