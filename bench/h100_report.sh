@@ -3,10 +3,13 @@
 # CPU, Vulkan and CUDA backends and runs `rwkvc bench` on RWKV-7 shapes (f16 weights, -O0 and
 # -O2), one JSON + Markdown report per shape, all in $OUT/h100-report.tar.gz. The side-by-side
 # summary is made from the JSON records with `rwkvc bench --summarize` (here or anywhere).
-#   [RWKVC_REPORT_CHECKS=1] bash bench/h100_report.sh [shape names: 0.1B 0.4B 1.5B 2.9B 7.2B]
+#   [RWKVC_REPORT_CHECKS=1|tests] [RWKVC_REPORT_EXTRA=1] bash bench/h100_report.sh [shapes: 0.1B 0.4B 1.5B 2.9B 7.2B]
 # RWKVC_REPORT_CHECKS=1 first runs the CUDA tests and compute-sanitizer (backends/cuda/device_check.sh)
-# and the Vulkan tests with the validation layer, on the same build. The tarball is rewritten
-# after every shape, so a run cut short still returns what it finished.
+# and the Vulkan tests with the validation layer, on the same build; =tests skips the sanitizer.
+# RWKVC_REPORT_EXTRA=1 adds, after the first shape, the long prompts the issues ask for (CUDA 4096
+# tokens at 1.5B, Vulkan 2048 tokens at 0.1B/0.4B/1.5B, -O2) and the PyTorch comparison at 1.5B
+# (bench/torch_rwkv7.py, eager and torch.compile) in the same call. The tarball is rewritten
+# after every step, so a run cut short still returns what it finished.
 set -o pipefail
 source .device/prepare.sh
 OUT=${OUT:-/tmp/out}
@@ -15,18 +18,20 @@ mkdir -p "$R" "$OUT"
 export XDG_CACHE_HOME=/tmp/rwkvc-cache
 checks=${RWKVC_REPORT_CHECKS:-0}
 targets="rwkvc"
-[ "$checks" = 1 ] && targets="rwkvc rwkvc_cuda_tests rwkvc_vulkan_tests"
+[ "$checks" != 0 ] && targets="rwkvc rwkvc_cuda_tests rwkvc_vulkan_tests"
 echo "== build $(date +%T)"
 { cmake -S . -B build-dev -G Ninja -DRWKVC_BUILD_BENCH=OFF && ninja -C build-dev $targets; } > "$R/build.log" 2>&1 ||
   { tail -40 "$R/build.log"; exit 1; }
 B=build-dev/rwkvc
 $B devices | tee "$R/devices.txt"
 pack() { tar -czf "$OUT/h100-report.tar.gz" -C "$(dirname "$R")" h100; }
-if [ "$checks" = 1 ]; then
+if [ "$checks" != 0 ]; then
   echo "== vulkan tests $(date +%T)"
   build-dev/tests/rwkvc_vulkan_tests > "$R/vulkan-tests.log" 2>&1
   echo "rc=$?"; grep -E "FAILED|failed|passed" "$R/vulkan-tests.log" | head -20
-  OUT="$R/cuda" RWKVC_SKIP_BUILD=1 RWKVC_CHECK="tests sanitizer" bash backends/cuda/device_check.sh
+  cuda_parts="tests sanitizer"
+  [ "$checks" = tests ] && cuda_parts="tests"
+  OUT="$R/cuda" RWKVC_SKIP_BUILD=1 RWKVC_CHECK="$cuda_parts" bash backends/cuda/device_check.sh
   pack
 fi
 
@@ -43,14 +48,40 @@ read -r BW PEAK < <(python3 -c "import json,sys; r=json.load(open(sys.argv[1]))[
 print(r['bandwidth_gbs'], r['peak_tflops'])" "$R/ceilings.json")
 echo "ceilings: $BW GB/s, $PEAK TFLOP/s"
 
-for name in "${@:-0.1B 0.4B 1.5B 2.9B 7.2B}"; do
-  for n in $name; do
-    echo "== $n (${SHAPE[$n]}: ${BACKENDS[$n]})"
-    $B bench --shape "${SHAPE[$n]}" --backends "${BACKENDS[$n]}" --dtype f16 -O0,-O2 --prompt 512 --gen 64 --repeat 3 \
-      --bandwidth-gbs "cuda=$BW,vulkan=$BW" --peak-tflops "cuda=$PEAK,vulkan=$PEAK" \
-      --json "$R/$n.json" --markdown "$R/$n.md" --svg "$R/$n.svg" > "$R/$n.log" 2>&1
-    echo "rc=$? $(date +%T)"; grep -E "^(cuda|vulkan|cpu) |fraction|decode x" "$R/$n.log"
-    pack
-  done
-done
+ceilings=(--bandwidth-gbs "cuda=$BW,vulkan=$BW" --peak-tflops "cuda=$PEAK,vulkan=$PEAK")
+report() {  # report NAME: -O0 and -O2 on the shape's backends, a 512-token prompt
+  echo "== $1 (${SHAPE[$1]}: ${BACKENDS[$1]}) $(date +%T)"
+  $B bench --shape "${SHAPE[$1]}" --backends "${BACKENDS[$1]}" --dtype f16 -O0,-O2 --prompt 512 --gen 64 --repeat 3 \
+    "${ceilings[@]}" --json "$R/$1.json" --markdown "$R/$1.md" --svg "$R/$1.svg" > "$R/$1.log" 2>&1
+  echo "rc=$? $(date +%T)"; grep -E "^(cuda|vulkan|cpu) |fraction|decode x" "$R/$1.log"
+  pack
+}
+long_prompt() {  # long_prompt NAME BACKEND TOKENS: prefill of a long prompt at -O2
+  local name="$1-$2-prompt$3"
+  echo "== $name $(date +%T)"
+  $B bench --shape "${SHAPE[$1]}" --backends "$2" --dtype f16 -O2 --prompt "$3" --gen 8 --repeat 3 \
+    "${ceilings[@]}" --json "$R/$name.json" --markdown "$R/$name.md" > "$R/$name.log" 2>&1
+  echo "rc=$?"; grep -E "^(cuda|vulkan) " "$R/$name.log"
+  pack
+}
+extras() {
+  long_prompt 1.5B cuda 4096
+  long_prompt 1.5B vulkan 2048
+  echo "== torch 1.5B $(date +%T)"
+  if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    timeout 240 python3 bench/torch_rwkv7.py --layers 24 --embd 2048 --decode-tokens 20 --prompts 512,4096 \
+      --prefill-repeats 1 > "$R/torch-1.5B.json" 2> "$R/torch-1.5B.log"
+    echo "rc=$?"; cat "$R/torch-1.5B.json"; grep '^{' "$R/torch-1.5B.log"
+  else
+    echo "torch is not importable (or sees no GPU) on this machine" | tee "$R/torch-1.5B.log"
+  fi
+  pack
+  long_prompt 0.1B vulkan 2048
+  long_prompt 0.4B vulkan 2048
+}
+
+shapes=(${@:-0.1B 0.4B 1.5B 2.9B 7.2B})
+report "${shapes[0]}"
+[ "${RWKVC_REPORT_EXTRA:-0}" = 1 ] && extras
+for n in "${shapes[@]:1}"; do report "$n"; done
 pack

@@ -7,8 +7,10 @@ PyTorch inference does, the WKV state in f32. The recurrence runs token by token
 formulation; no custom kernel). Measures, with CUDA events and medians:
   - decode tokens/s at batch 1 (one token per call, state carried),
   - prefill tokens/s for 512- and 4096-token prompts (last position's logits only),
-eagerly and under torch.compile (the per-token-independent parts compiled; the recurrence step
-compiled once and called per token). Prints one JSON object.
+eagerly and under torch.compile (the per-token-independent parts compiled once for any prompt
+length, dynamic=True, so a run compiles each part twice (first layer, other layers), not once per
+length; the recurrence step compiled once and called per token). Prints one JSON object; each
+mode's figures also go to stderr as soon as they are measured, so a run cut short keeps them.
 
   python3 bench/torch_rwkv7.py --layers 24 --embd 2048 [--vocab 65536] [--modes eager,compile]
 """
@@ -131,9 +133,11 @@ class Runner:
 
     def __init__(self, model, compiled):
         self.m = model
-        wrap = (lambda f: torch.compile(f, dynamic=False)) if compiled else (lambda f: f)
+        # Prompt lengths differ from call to call: the dense parts compile with a symbolic token
+        # count; the recurrence step always sees one token.
+        wrap = (lambda f, dynamic=True: torch.compile(f, dynamic=dynamic)) if compiled else (lambda f, dynamic=True: f)
         self.time_mix_in = wrap(model.time_mix_in)
-        self.wkv_step = wrap(model.wkv_step)
+        self.wkv_step = wrap(model.wkv_step, dynamic=False)
         self.time_mix_out = wrap(model.time_mix_out)
         self.channel_mix = wrap(model.channel_mix)
         self.head = wrap(model.head_logits)
@@ -181,11 +185,15 @@ def measure(model, compiled, decode_tokens, prompt_lengths, prefill_repeats):
     started = time.time()
     for _ in range(3):  # warm-up (and compilation)
         runner.forward(tok(1), state)
+    result["decode_warmup_seconds"] = time.time() - started
     seconds = timed(lambda: runner.forward(tok(1), state), decode_tokens)
     result["decode_tokens_per_s"] = 1.0 / seconds
-    for length in prompt_lengths:
+    for index, length in enumerate(prompt_lengths):
         prompt = tok(length)
-        runner.forward(prompt, model.new_state())  # warm-up (and compilation for this length)
+        if index == 0:  # warm-up (and compilation, which serves every later length)
+            warm = time.time()
+            runner.forward(prompt, model.new_state())
+            result["prefill_warmup_seconds"] = time.time() - warm
         seconds = timed(lambda: runner.forward(prompt, model.new_state()), prefill_repeats)
         result[f"prefill_{length}_tokens_per_s"] = length / seconds
     result["wall_seconds_with_warmup"] = time.time() - started
