@@ -8,6 +8,7 @@
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_matmul.h"
 #include "backends/cuda/cuda_steps.h"
+#include "backends/cuda/cuda_wkv7_prompt.h"
 #include "backends/cuda/fused_codegen.h"
 #include "backends/cuda/kernel_sources.h"
 #include "ir/error.h"
@@ -67,7 +68,7 @@ KernelHandle* ModuleSource::kernel(const std::string& name, const std::string& d
 }
 
 std::string ModuleSource::text() const {
-  std::string text = kPreludeSource;
+  std::string text = tuning_defines() + kPreludeSource;
   text += kMiscSource;
   for (const char* family : families_) text += family;
   for (const std::string& definition : definitions_) text += definition;
@@ -281,8 +282,8 @@ class ProgramBuilder {
                                              program_));
         return;
       case OpKind::wkv7:
-        program_.steps.push_back(wkv7_step(program_, slots(op.operands), slots(op.results),
-                                           types_[at(op.operands[0])].shape, types_[at(op.operands[6])].shape));
+        program_.steps.push_back(wkv7_any_length_step(program_, slots(op.operands), slots(op.results),
+                                                      types_[at(op.operands[0])].shape, types_[at(op.operands[6])].shape));
         return;
       case OpKind::l2_norm:
       case OpKind::group_norm:
@@ -635,8 +636,9 @@ class ProgramBuilder {
               program_));
           break;
         case OpKind::wkv7:
-          program_.steps.push_back(wkv7_step(program_, operand_slots, result_slots, types[at(inner.operands[0])].shape,
-                                             types[at(inner.operands[6])].shape));
+          program_.steps.push_back(wkv7_any_length_step(program_, operand_slots, result_slots,
+                                                        types[at(inner.operands[0])].shape,
+                                                        types[at(inner.operands[6])].shape));
           break;
         case OpKind::wkv4:
           program_.steps.push_back(wkv4_step(program_, operand_slots, result_slots, types[at(inner.operands[2])].shape,

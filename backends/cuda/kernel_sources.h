@@ -18,9 +18,16 @@ extern const char* const kGemvSource;
 // wkv7_heads<N, L, R> (long prompts), wkv7_warp_rows<N> (short calls), wkv7_head_one_token<N>
 // (inside a fused one-token wkv region), wkv4_channels: the recurrences, state updated in place.
 extern const char* const kWkvSource;
+// wkv7_chunked<N, L, R>: WKV7 for long prompts, L tokens at a time as small matrix products
+// (kernels_wkv7_chunked.cpp).
+extern const char* const kWkv7ChunkedSource;
 // layer_norm rows, embedding gathers, activation conversion for cuBLAS, state write-back copies,
 // and a plain matmul for operands the fast paths do not take.
 extern const char* const kMiscSource;
+
+// Defines that switch decode tunings off for measurements (RWKVC_CUDA_EARLY_RELEASE=0),
+// placed ahead of the prelude; empty by default.
+std::string tuning_defines();
 
 // The CUDA type name of a weight dtype in these sources: "float", "f16", "bf16".
 std::string device_type(DType dtype);

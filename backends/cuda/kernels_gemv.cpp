@@ -69,8 +69,9 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
                                           Store store, int row_block) {
   const int row = row_block * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
+  kernel_release_early();
   if (row >= N) {
-    kernel_entry();
+    kernel_wait();
     return;
   }
   const W* wr = w + (i64)row * K;
@@ -90,7 +91,7 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
 #pragma unroll
       for (int u = 0; u < 8; ++u) p[u] = load_weights(w4 + c + 32 * u);
     }
-    kernel_entry();
+    kernel_wait();
     if (ahead) {
       // Long rows (K = 8192): the next eight loads are issued before this eight's arithmetic,
       // so each lane always has loads in flight.
@@ -115,7 +116,7 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
     }
     for (; c < chunks; c += 32) gemv_chunk<W, M>(load_weights(w4 + c), x, K, c * E, acc);
   } else {
-    kernel_entry();
+    kernel_wait();
     for (int k = lane; k < K; k += 32) {
       const float wv = to_f32(wr[k]);
 #pragma unroll

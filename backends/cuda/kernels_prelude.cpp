@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <stdexcept>
 
 #include "backends/cuda/kernel_sources.h"
@@ -12,6 +13,18 @@ std::string device_type(DType dtype) {
     case DType::i32: return "int";
   }
   throw std::logic_error("unknown dtype");
+}
+
+// Decode tuning switches for measurements (RWKVC_CUDA_EARLY_RELEASE=0 turns early release
+// off), as defines ahead of the prelude.
+std::string tuning_defines() {
+  auto off = [](const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr && std::string(value) == "0";
+  };
+  std::string text;
+  if (off("RWKVC_CUDA_EARLY_RELEASE")) text += "#define RWKVC_EARLY_RELEASE 0\n";
+  return text;
 }
 
 const char* const kPreludeSource = R"CUDA(
@@ -62,8 +75,15 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 // Programmatic dependent launch (sm_90): a kernel may be launched while its predecessor still
 // runs; it reads nothing the predecessor may write, and writes nothing it may read, before
 // grid_wait() returns (every kernel calls it first, after at most loading weights, which no
-// kernel writes). Once past it, a block lets the next kernel launch, so that kernel's launch
-// and weight loads overlap this one's tail. Both are no-ops on a plain launch.
+// kernel writes). Releasing the dependents lets the next kernel launch, so that its launch and
+// weight loads overlap this kernel. With RWKVC_EARLY_RELEASE a block releases them on entry,
+// before its own wait: the chain of launched kernels then runs several deep, so the weights of
+// the GEMVs after a latency-bound kernel (wkv, layer norm) stream while it runs. That stays
+// correct because every wait waits for the whole predecessor, which itself waited for its own.
+// All of these are no-ops on a plain launch.
+#ifndef RWKVC_EARLY_RELEASE
+#define RWKVC_EARLY_RELEASE 1
+#endif
 __device__ __forceinline__ void grid_wait() {
 #if __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -74,9 +94,22 @@ __device__ __forceinline__ void grid_release_dependents() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void kernel_entry() {
-  grid_wait();
+// Kernels that load weights before their wait call kernel_release_early() first, then
+// kernel_wait(); every other kernel calls kernel_entry() first.
+__device__ __forceinline__ void kernel_release_early() {
+#if RWKVC_EARLY_RELEASE
   grid_release_dependents();
+#endif
+}
+__device__ __forceinline__ void kernel_wait() {
+  grid_wait();
+#if !RWKVC_EARLY_RELEASE
+  grid_release_dependents();
+#endif
+}
+__device__ __forceinline__ void kernel_entry() {
+  kernel_release_early();
+  kernel_wait();
 }
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }

@@ -1,7 +1,9 @@
 // The fused kernels of the decode fast path, each against the CPU reference on random non-zero
-// inputs of sizes that are not powers of two: the block-per-row layer norm + token shift mix,
-// the batched one-row GEMVs (LoRA downs with folded tanh/sigmoid, LoRA ups of different K),
-// and the WKV7 blocks of a few state rows (prompts of 16 tokens and more). Lengths 1 (RNN),
+// inputs of sizes that are not powers of two: the block-per-row layer norm + token shift mix
+// (narrower and wider than a block), the GEMV on long rows (its pipelined loop and four-load
+// tail), the batched one-row GEMVs (LoRA downs with folded tanh/sigmoid, LoRA ups of
+// different K), and
+// the WKV7 blocks of a few state rows (prompts of 16 tokens and more). Lengths 1 (RNN),
 // 3 (chunk:3) and 45 (GPT) go through each.
 #include <random>
 
@@ -29,23 +31,37 @@ HostTensor random_tensor(Shape shape, std::mt19937& rng, float low, float high) 
 
 // embedding -> layer_norm -> token shift -> two mixes (+ the last row into the state), as the
 // RWKV blocks start; fuse-token-shift makes it one region that starts with the layer norm.
-Graph layer_norm_shift_graph(WeightMap& weights) {
+Graph layer_norm_shift_graph(WeightMap& weights, std::int64_t width = kOddWidth) {
   GraphBuilder b("ln_shift");
   std::mt19937 rng(17);
   auto weight = [&](const std::string& key, Shape shape, float low, float high) {
     weights.emplace(key, random_tensor(shape, rng, low, high));
     return b.weight(key, {DType::f32, shape});
   };
-  ValueId emb = weight("emb", Shape{kVocab, kOddWidth}, -2.0f, 3.0f);
+  ValueId emb = weight("emb", Shape{kVocab, width}, -2.0f, 3.0f);
   ValueId x = b.op1(OpKind::embedding, {emb, b.tokens()});
-  ValueId ln = b.layer_norm(x, weight("ln.weight", Shape{kOddWidth}, 0.5f, 1.5f),
-                            weight("ln.bias", Shape{kOddWidth}, -0.3f, 0.3f), 1e-5);
-  ValueId shift = b.state("att.shift", {DType::f32, Shape{kOddWidth}});
+  ValueId ln = b.layer_norm(x, weight("ln.weight", Shape{width}, 0.5f, 1.5f),
+                            weight("ln.bias", Shape{width}, -0.3f, 0.3f), 1e-5);
+  ValueId shift = b.state("att.shift", {DType::f32, Shape{width}});
   b.state_out("att.shift", b.op1(OpKind::last_row, {ln}));
   ValueId shifted = b.op1(OpKind::token_shift, {ln, shift});
-  ValueId xr = b.lerp(ln, shifted, weight("x_r", Shape{kOddWidth}, 0.1f, 0.9f));
-  ValueId xk = b.lerp(ln, shifted, weight("x_k", Shape{kOddWidth}, 0.1f, 0.9f));
+  ValueId xr = b.lerp(ln, shifted, weight("x_r", Shape{width}, 0.1f, 0.9f));
+  ValueId xk = b.lerp(ln, shifted, weight("x_k", Shape{width}, 0.1f, 0.9f));
   b.set_logits(b.mul(xr, xk));
+  return b.finish();
+}
+
+// embedding -> one matmul by a weight [N, K]: rows long enough for the GEMV's pipelined loop,
+// and its four-load tail (K = 4104: 513 f16 vectors a row).
+Graph long_row_gemv_graph(WeightMap& weights, std::int64_t K, std::int64_t N) {
+  GraphBuilder b("long_rows");
+  std::mt19937 rng(23);
+  auto weight = [&](const std::string& key, Shape shape, float low, float high) {
+    weights.emplace(key, random_tensor(shape, rng, low, high));
+    return b.weight(key, {DType::f32, shape});
+  };
+  ValueId x = b.op1(OpKind::embedding, {weight("emb", Shape{kVocab, K}, -1.0f, 1.0f), b.tokens()});
+  b.set_logits(b.linear(x, weight("w", Shape{N, K}, -0.5f, 0.5f)));
   return b.finish();
 }
 
@@ -103,23 +119,49 @@ TEST_CASE("Decode's GEMVs share launches and each wkv region is one kernel", "[c
 TEST_CASE("CUDA's layer norm + token shift kernel matches the CPU at an odd width", "[cuda][kernels]") {
   auto cuda = cuda_or_skip();
   if (!cuda) return;
-  WeightMap weights;
-  Graph graph = passes::run_pipeline(layer_norm_shift_graph(weights), passes::parse_pipeline("fuse-token-shift"));
-  auto cpu = make_backend("cpu")->compile(graph, weights);
-  auto gpu = cuda->compile(graph, weights);
-  for (std::size_t length : {1, 3, 45}) {
-    auto tokens = random_tokens(length, kVocab, 5 + static_cast<unsigned>(length));
+  // 67: not a multiple of a warp; 601: a block of 320 threads, about two columns a thread.
+  for (std::int64_t width : {kOddWidth, std::int64_t{601}}) {
+    WeightMap weights;
+    Graph graph = passes::run_pipeline(layer_norm_shift_graph(weights, width), passes::parse_pipeline("fuse-token-shift"));
+    auto cpu = make_backend("cpu")->compile(graph, weights);
+    auto gpu = cuda->compile(graph, weights);
+    for (std::size_t length : {1, 3, 45}) {
+      auto tokens = random_tokens(length, kVocab, 5 + static_cast<unsigned>(length));
+      State reference_state = cpu->new_state();
+      HostTensor reference = feed(*cpu, tokens, reference_state, FeedMode::gpt(), true);
+      for (FeedMode mode : {FeedMode::gpt(), FeedMode::rnn(), FeedMode::chunked(3)}) {
+        INFO("width " << width << ", " << length << " tokens, mode " << mode.name());
+        State state = gpu->new_state();
+        HostTensor logits = feed(*gpu, tokens, state, mode, true);
+        REQUIRE(logits.shape() == reference.shape());
+        Error e = compare(logits.f32(), reference.f32());
+        INFO("max-abs " << e.max_abs << ", relative " << e.relative);
+        CHECK(e.relative <= kF32Tolerance);
+        CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= kF32Tolerance);
+      }
+    }
+  }
+}
+
+TEST_CASE("CUDA's GEMV matches the CPU on long f32 and f16 rows", "[cuda][kernels]") {
+  auto cuda = cuda_or_skip();
+  if (!cuda) return;
+  for (const char* pipeline : {"", "lower-precision=f16"}) {
+    WeightMap weights;
+    Graph graph = passes::run_pipeline(long_row_gemv_graph(weights, 4104, 37), passes::parse_pipeline(pipeline));
+    auto cpu = make_backend("cpu")->compile(graph, weights);
+    auto gpu = cuda->compile(graph, weights);
+    auto tokens = random_tokens(5, kVocab, 31);
     State reference_state = cpu->new_state();
     HostTensor reference = feed(*cpu, tokens, reference_state, FeedMode::gpt(), true);
-    for (FeedMode mode : {FeedMode::gpt(), FeedMode::rnn(), FeedMode::chunked(3)}) {
-      INFO(length << " tokens, mode " << mode.name());
+    for (FeedMode mode : {FeedMode::rnn(), FeedMode::chunked(3)}) {
+      INFO("'" << pipeline << "', mode " << mode.name());
       State state = gpu->new_state();
       HostTensor logits = feed(*gpu, tokens, state, mode, true);
       REQUIRE(logits.shape() == reference.shape());
       Error e = compare(logits.f32(), reference.f32());
       INFO("max-abs " << e.max_abs << ", relative " << e.relative);
       CHECK(e.relative <= kF32Tolerance);
-      CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= kF32Tolerance);
     }
   }
 }

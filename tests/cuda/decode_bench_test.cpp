@@ -1,0 +1,147 @@
+// Decode speed of large random RWKV-7 models (f16 matrices) under each decode tuning switched
+// off and on, in one process on the same weights, so the effect of each shows apart from the
+// run-to-run spread. Hidden ([.decode_bench]); on a GPU:
+//   RWKVC_BENCH_SHAPES=L24xD2048 rwkvc_cuda_tests "[decode_bench]"
+// RWKVC_DECODE_VARIANTS: "name:VAR=value,VAR=value;name:..." (default below). Prints one JSON
+// object per shape and variant. "[.decode_profile]" runs five eager one-token forwards of the
+// first shape and nothing else, for a kernel profiler (ncu) to time each launch on its own.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "backends/cuda/roofline.h"
+#include "cuda_test_support.h"
+
+namespace rwkvc::test {
+
+namespace {
+
+// The switches the variants set; each variant starts with all of them unset (everything on).
+constexpr const char* kSwitches[] = {"RWKVC_CUDA_EARLY_RELEASE", "RWKVC_CUDA_PDL"};
+constexpr const char* kDefaultVariants = "wait_first:RWKVC_CUDA_EARLY_RELEASE=0;early_release:;no_pdl:RWKVC_CUDA_PDL=0";
+
+struct Shaped {
+  ModelConfig config;
+  Graph graph;
+  WeightMap weights;
+};
+
+// Weights in the declared dtypes, uniform in a tame range (matrices scaled by 1/sqrt(fan-in),
+// decays negative): values need only be non-zero; a hash of the index keeps this fast at
+// billions of parameters.
+Shaped random_shape(const std::string& item) {
+  std::int64_t layers = 0, embd = 0;
+  REQUIRE(std::sscanf(item.c_str(), "L%ldxD%ld", &layers, &embd) == 2);
+  Shaped s;
+  s.config = standard_config(Arch::rwkv7, layers, embd, 65536);
+  s.graph = passes::run_pipeline(build_graph(s.config),
+                                 passes::parse_pipeline(passes::preset_pipeline(2) + ",lower-precision=f16"));
+  std::uint64_t seed = 0x9e3779b97f4a7c15ull;
+  for (const WeightDecl& decl : s.graph.weights) {
+    const TensorType& type = s.graph.type(decl.value);
+    HostTensor tensor(type.dtype, type.shape);
+    bool matrix = type.shape.rank() == 2, decay = decl.key.find("w0") != std::string::npos;
+    double scale = matrix ? 1.0 / std::sqrt(static_cast<double>(type.shape[1])) : 1.0;
+    std::byte* data = tensor.mutable_data();
+    for (std::int64_t i = 0; i < tensor.numel(); ++i) {
+      std::uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      double u = static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+      auto v = static_cast<float>(matrix ? (2.0 * u - 1.0) * scale : decay ? -6.0 + 5.0 * u : 0.1 + 0.8 * u);
+      switch (type.dtype) {
+        case DType::f32: reinterpret_cast<float*>(data)[i] = v; break;
+        case DType::f16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_half(v); break;
+        case DType::bf16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_bf16(v); break;
+        case DType::i32: break;
+      }
+    }
+    s.weights.emplace(decl.key, std::move(tensor));
+  }
+  return s;
+}
+
+void set_switches(const std::string& settings) {
+  for (const char* name : kSwitches) ::unsetenv(name);
+  std::stringstream list(settings);
+  for (std::string setting; std::getline(list, setting, ',');) {
+    auto equals = setting.find('=');
+    REQUIRE(equals != std::string::npos);
+    ::setenv(setting.substr(0, equals).c_str(), setting.substr(equals + 1).c_str(), 1);
+  }
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream list(text);
+  for (std::string part; std::getline(list, part, separator);)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+}  // namespace
+
+TEST_CASE("CUDA decode speed with each decode tuning on and off", "[.decode_bench][cuda]") {
+  auto cuda = cuda_or_skip();
+  if (!cuda) return;
+  const char* shapes = std::getenv("RWKVC_BENCH_SHAPES");
+  const char* variants = std::getenv("RWKVC_DECODE_VARIANTS");
+  double bandwidth = cuda::copy_bandwidth(0);
+  for (const std::string& item : split(shapes != nullptr ? shapes : "L24xD2048", ',')) {
+    Shaped shaped = random_shape(item);
+    std::int64_t table = shaped.config.vocab * shaped.config.embd * 2;
+    for (const std::string& variant : split(variants != nullptr ? variants : kDefaultVariants, ';')) {
+      auto colon = variant.find(':');
+      std::string name = variant.substr(0, colon);
+      set_switches(colon == std::string::npos ? "" : variant.substr(colon + 1));
+      auto exe = cuda->compile(shaped.graph, shaped.weights);
+      double bytes = static_cast<double>(exe->stats().weight_bytes - table + shaped.config.embd * 2);
+      ForwardOptions timed;
+      timed.time_on_device = true;
+      State state = exe->new_state();
+      std::vector<double> device;
+      std::vector<float> first_logits;
+      for (int i = 0; i < 210; ++i) {
+        std::vector<std::int32_t> one{static_cast<std::int32_t>((i * 7919) % shaped.config.vocab)};
+        HostTensor logits = exe->forward(one, state, timed);
+        if (i == 0) first_logits = logits.to_f32();
+        if (i >= 10) device.push_back(exe->stats().device_seconds);
+      }
+      std::sort(device.begin(), device.end());
+      double median = device[device.size() / 2], best = device.front();
+      // Every variant computes the same function: its first logits agree with the others'.
+      double sum = 0;
+      for (float v : first_logits) sum += std::fabs(v);
+      fmt::print("{{\"model\": \"rwkv7 {} f16\", \"variant\": \"{}\", \"decode_tokens_per_s\": {:.1f}, "
+                 "\"ms_per_token\": {:.4f}, \"best_ms\": {:.4f}, \"of_roofline\": {:.3f}, \"kernels\": {}, "
+                 "\"first_logits_abs_sum\": {:.6e}}}\n",
+                 item, name, 1.0 / median, median * 1e3, best * 1e3, bytes / bandwidth / median,
+                 exe->stats().kernels_per_forward, sum);
+      CHECK(std::isfinite(sum));
+    }
+    set_switches("");
+  }
+}
+
+TEST_CASE("Eager one-token CUDA forwards for a kernel profiler", "[.decode_profile][cuda]") {
+  auto cuda = cuda_or_skip();
+  if (!cuda) return;
+  const char* shapes = std::getenv("RWKVC_BENCH_SHAPES");
+  Shaped shaped = random_shape(split(shapes != nullptr ? shapes : "L24xD2048", ',').front());
+  ::setenv("RWKVC_CUDA_GRAPHS", "0", 1);
+  auto exe = cuda->compile(shaped.graph, shaped.weights);
+  State state = exe->new_state();
+  for (int i = 0; i < 5; ++i) {
+    std::vector<std::int32_t> one{static_cast<std::int32_t>(17 + i)};
+    exe->forward(one, state);
+  }
+  fmt::print("{} launches a forward\n", exe->stats().kernels_per_forward);
+  ::unsetenv("RWKVC_CUDA_GRAPHS");
+  CHECK(exe->stats().kernels_per_forward > 0);
+}
+
+}  // namespace rwkvc::test
