@@ -6,7 +6,7 @@
 #   [RWKVC_REPORT_CHECKS=1|tests] [RWKVC_REPORT_EXTRA=1] bash bench/h100_report.sh [shapes: 0.1B 0.4B 1.5B 2.9B 7.2B]
 # RWKVC_REPORT_CHECKS=1 first runs the CUDA tests and compute-sanitizer (backends/cuda/device_check.sh)
 # and the Vulkan tests with the validation layer, on the same build; =tests skips the sanitizer.
-# RWKVC_REPORT_EXTRA=1 adds, after the first shape, the long prompts the issues ask for (CUDA 4096
+# RWKVC_REPORT_EXTRA=1 adds, after the shapes, the long prompts the issues ask for (CUDA 4096
 # tokens at 1.5B, Vulkan 2048 tokens at 0.1B/0.4B/1.5B, -O2) and the PyTorch comparison at 1.5B
 # (bench/torch_rwkv7.py, eager and torch.compile) in the same call. The tarball is rewritten
 # after every step, so a run cut short still returns what it finished.
@@ -81,7 +81,6 @@ extras() {
 }
 
 shapes=(${@:-0.1B 0.4B 1.5B 2.9B 7.2B})
-report "${shapes[0]}"
+for n in "${shapes[@]}"; do report "$n"; done
 [ "${RWKVC_REPORT_EXTRA:-0}" = 1 ] && extras
-for n in "${shapes[@]:1}"; do report "$n"; done
 pack

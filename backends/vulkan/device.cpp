@@ -4,6 +4,7 @@
 #include <optional>
 #include <string_view>
 #include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -65,6 +66,7 @@ DeviceFeatures query_features(VkPhysicalDevice physical) {
                             (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
                             (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
                             subgroup.subgroupSize >= 4;
+  out.subgroup_shuffle = out.subgroup_arithmetic && (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
   out.storage16 = storage16.storageBuffer16BitAccess == VK_TRUE;
   out.float16 = float16.shaderFloat16 == VK_TRUE;
   out.shared_memory_bytes = limits.maxComputeSharedMemorySize;
@@ -84,14 +86,66 @@ DeviceFeatures query_features(VkPhysicalDevice physical) {
 
 namespace {
 
+bool has_extension(VkPhysicalDevice physical, std::string_view name) {
+  std::uint32_t count = 0;
+  vkEnumerateDeviceExtensionProperties(physical, nullptr, &count, nullptr);
+  std::vector<VkExtensionProperties> extensions(count);
+  vkEnumerateDeviceExtensionProperties(physical, nullptr, &count, extensions.data());
+  for (const VkExtensionProperties& extension : extensions)
+    if (name == extension.extensionName) return true;
+  return false;
+}
+
+// Whether the device runs the cooperative-matrix GEMM: the extension and its feature, the
+// memory model, f16 arithmetic, and a 16 x 16 x 16 f16 x f16 + f32 shape at subgroup scope.
+bool cooperative_matrix_usable(const Instance& instance, VkPhysicalDevice physical, const DeviceFeatures& features) {
+  if (features.api_version < VK_API_VERSION_1_2 || !features.float16 || !features.subgroup_arithmetic ||
+      !has_extension(physical, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME))
+    return false;
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV cooperative{};
+  cooperative.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+  VkPhysicalDeviceVulkanMemoryModelFeatures memory_model{};
+  memory_model.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES;
+  memory_model.pNext = &cooperative;
+  VkPhysicalDeviceFeatures2 all{};
+  all.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+  all.pNext = &memory_model;
+  vkGetPhysicalDeviceFeatures2(physical, &all);
+  if (!cooperative.cooperativeMatrix || !memory_model.vulkanMemoryModel) return false;
+
+  VkPhysicalDeviceCooperativeMatrixPropertiesNV stages{};
+  stages.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+  VkPhysicalDeviceProperties2 properties{};
+  properties.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+  properties.pNext = &stages;
+  vkGetPhysicalDeviceProperties2(physical, &properties);
+  if (!(stages.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT)) return false;
+
+  auto shapes_of = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
+      vkGetInstanceProcAddr(instance.handle(), "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
+  if (shapes_of == nullptr) return false;
+  std::uint32_t count = 0;
+  if (shapes_of(physical, &count, nullptr) != VK_SUCCESS) return false;
+  std::vector<VkCooperativeMatrixPropertiesNV> shapes(count);
+  for (auto& shape : shapes) shape.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+  if (shapes_of(physical, &count, shapes.data()) != VK_SUCCESS) return false;
+  for (const auto& shape : shapes)
+    if (shape.MSize == 16 && shape.NSize == 16 && shape.KSize == 16 && shape.AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+        shape.BType == VK_COMPONENT_TYPE_FLOAT16_NV && shape.CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+        shape.DType == VK_COMPONENT_TYPE_FLOAT32_NV && shape.scope == VK_SCOPE_SUBGROUP_NV)
+      return true;
+  return false;
+}
+
 // RWKVC_VULKAN_FEATURES_OFF=subgroups,storage16 runs the kernels' fallbacks on a device that
 // has the features, so that one machine tests both paths.
 void apply_feature_overrides(DeviceFeatures& features) {
   const char* off = std::getenv("RWKVC_VULKAN_FEATURES_OFF");
   if (off == nullptr) return;
   std::string_view list = off;
-  if (list.find("subgroups") != std::string_view::npos) features.subgroup_arithmetic = false;
+  if (list.find("subgroups") != std::string_view::npos) features.subgroup_arithmetic = features.subgroup_shuffle = false;
   if (list.find("storage16") != std::string_view::npos) features.storage16 = false;
+  if (!features.subgroup_arithmetic) features.cooperative_matrix = false;
 }
 
 }  // namespace
@@ -107,6 +161,10 @@ std::shared_ptr<Device> Device::open(std::shared_ptr<Instance> instance, int ind
   device->instance_ = std::move(instance);
   device->physical_ = devices[static_cast<std::size_t>(index)];
   device->features_ = query_features(device->physical_);
+  // Opt-in: on the H100 the first cooperative-matrix GEMM was slower than the tiled one and
+  // off by up to 4e-4 relative (bench/results/h100-vulkan, run 3).
+  if (const char* on = std::getenv("RWKVC_VULKAN_COOPMAT"); on != nullptr && std::string_view(on) == "1")
+    device->features_.cooperative_matrix = cooperative_matrix_usable(*device->instance_, device->physical_, device->features_);
   apply_feature_overrides(device->features_);
   device->queue_family_ = *compute_queue_family(device->physical_);
 
@@ -125,12 +183,26 @@ std::shared_ptr<Device> Device::open(std::shared_ptr<Instance> instance, int ind
   float16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
   float16.shaderFloat16 = device->features_.float16 ? VK_TRUE : VK_FALSE;
   if (device->features_.float16) storage16.pNext = &float16;
+  VkPhysicalDeviceVulkanMemoryModelFeatures memory_model{};
+  memory_model.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES;
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV cooperative{};
+  cooperative.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+  std::vector<const char*> extensions;
+  if (device->features_.cooperative_matrix) {
+    memory_model.vulkanMemoryModel = VK_TRUE;
+    cooperative.cooperativeMatrix = VK_TRUE;
+    memory_model.pNext = &cooperative;
+    float16.pNext = &memory_model;
+    extensions.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+  }
 
   VkDeviceCreateInfo info{};
   info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
   info.pNext = &storage16;
   info.queueCreateInfoCount = 1;
   info.pQueueCreateInfos = &queue;
+  info.enabledExtensionCount = static_cast<std::uint32_t>(extensions.size());
+  info.ppEnabledExtensionNames = extensions.empty() ? nullptr : extensions.data();
   check(vkCreateDevice(device->physical_, &info, nullptr, &device->device_), "vkCreateDevice");
   vkGetDeviceQueue(device->device_, device->queue_family_, 0, &device->queue_);
 

@@ -25,8 +25,13 @@ struct DeviceFeatures {
   std::array<std::uint8_t, VK_UUID_SIZE> pipeline_cache_uuid{};  // what pipeline caches are compatible with
   std::uint32_t subgroup_size = 1;
   bool subgroup_arithmetic = false;  // subgroupAdd & co. in compute shaders
+  bool subgroup_shuffle = false;     // subgroupShuffleXor (with subgroup_arithmetic's conditions)
   bool storage16 = false;            // 16-bit types in storage buffers (f16/bf16 weights read as such)
   bool float16 = false;              // f16 arithmetic (enabled when present; kernels accumulate in f32)
+  // VK_NV_cooperative_matrix with 16 x 16 x 16 f16 products accumulated in f32 by a subgroup in
+  // compute shaders, and the Vulkan memory model its shaders declare (both enabled when used).
+  // Looked for only with RWKVC_VULKAN_COOPMAT=1.
+  bool cooperative_matrix = false;
   std::uint32_t shared_memory_bytes = 16384;
   std::uint32_t max_workgroup_invocations = 128;
   std::uint32_t max_workgroup_count_x = 65535;

@@ -91,7 +91,8 @@ namespace {
 
 class Generator {
  public:
-  Generator(std::span<const TensorType> types, const ElementwiseGroup& group) : types_(types) {
+  Generator(std::span<const TensorType> types, const ElementwiseGroup& group, std::string prefix = {})
+      : types_(types), prefix_(std::move(prefix)) {
     for (std::size_t k = 0; k < group.inputs.size(); ++k) input_of_[group.inputs[k]] = k;
     for (const Op* op : group.ops) {
       if (!is_generated_elementwise(op->kind))
@@ -112,7 +113,7 @@ class Generator {
     if (emitted_.contains(id)) return;
     emitted_[id] = true;
     if (auto input = input_of_.find(id); input != input_of_.end()) {
-      code_ += fmt::format("float v{}(uint i) {{ return load_in{}(i); }}\n", id, input->second);
+      code_ += fmt::format("float {0}v{1}(uint i) {{ return load_{0}in{2}(i); }}\n", prefix_, id, input->second);
       return;
     }
     auto found = definer_.find(id);
@@ -121,7 +122,7 @@ class Generator {
     for (ValueId operand : op.operands) emit(operand);
     const Shape& out = shape(id);
     auto at = [&](std::size_t k) {
-      return fmt::format("v{}({})", op.operands[k], broadcast_index(out, shape(op.operands[k])));
+      return fmt::format("{}v{}({})", prefix_, op.operands[k], broadcast_index(out, shape(op.operands[k])));
     };
     std::string body;
     if (is_unary_elementwise(op.kind)) {
@@ -137,21 +138,22 @@ class Generator {
         case OpKind::token_shift: {
           // Row 0 is the previous call's last row; row t is x's row t - 1.
           std::string row = extent(shape(op.operands[1]));
-          body = fmt::format("return i < {0} ? v{1}(i) : v{2}(i - {0});", row, op.operands[1], op.operands[0]);
+          body = fmt::format("return i < {0} ? {3}v{1}(i) : {3}v{2}(i - {0});", row, op.operands[1], op.operands[0], prefix_);
           break;
         }
         case OpKind::last_row:
-          body = fmt::format("return v{}((pc.T - 1u) * {} + i);", op.operands[0], extent(out));
+          body = fmt::format("return {}v{}((pc.T - 1u) * {} + i);", prefix_, op.operands[0], extent(out));
           break;
-        case OpKind::reshape: body = fmt::format("return v{}(i);", op.operands[0]); break;
+        case OpKind::reshape: body = fmt::format("return {}v{}(i);", prefix_, op.operands[0]); break;
         case OpKind::constant: body = fmt::format("return {};", glsl_float(op.float_attr("value"))); break;
         default: throw IrError(fmt::format("the Vulkan code generator cannot fuse '{}'", op_name(op.kind)));
       }
     }
-    code_ += fmt::format("float v{}(uint i) {{ {} }}\n", id, body);
+    code_ += fmt::format("float {}v{}(uint i) {{ {} }}\n", prefix_, id, body);
   }
 
   std::span<const TensorType> types_;
+  std::string prefix_;
   std::map<ValueId, std::size_t> input_of_;
   std::map<ValueId, const Op*> definer_;
   std::map<ValueId, bool> emitted_;
@@ -174,8 +176,13 @@ bool is_generated_elementwise(OpKind kind) {
 }
 
 
-std::string elementwise_functions(std::span<const TensorType> types, const ElementwiseGroup& group) {
-  Generator generator(types, group);
+std::string elementwise_functions(std::span<const TensorType> types, const ElementwiseGroup& group, bool* uses_softplus,
+                                  const std::string& prefix) {
+  Generator generator(types, group, prefix);
+  if (uses_softplus != nullptr) {
+    *uses_softplus = generator.uses_softplus();
+    return generator.code();
+  }
   return (generator.uses_softplus() ? std::string(kSoftplusHelper) : std::string()) + generator.code();
 }
 

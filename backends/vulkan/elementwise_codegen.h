@@ -39,6 +39,10 @@ KernelSource elementwise_kernel(const DeviceFeatures& features, std::span<const 
 
 // The same group as GLSL functions alone, `float v<id>(uint i)` for each value, input k read
 // through `load_in<k>(i)`, which the host kernel defines: how a matmul folds its epilogue.
-std::string elementwise_functions(std::span<const TensorType> types, const ElementwiseGroup& group);
+// With `prefix` the names become `<prefix>v<id>` and `load_<prefix>in<k>`, so two groups can
+// share a kernel. With `uses_softplus` the softplus helper is not included; it tells whether
+// the code needs kSoftplusHelper (a kernel with two groups defines it once).
+std::string elementwise_functions(std::span<const TensorType> types, const ElementwiseGroup& group,
+                                  bool* uses_softplus = nullptr, const std::string& prefix = {});
 
 }  // namespace rwkvc::vulkan

@@ -118,13 +118,18 @@ bool lower_norm_mix(Program& program, PipelineStore& pipelines, const DeviceFeat
   }
   shape.functions = elementwise_functions(region.values, body);
   const Pipeline* pipeline = &pipelines.get(norm_mix_kernel(features, shape));
+  auto form = std::make_shared<NormMixForm>();
+  form->folded = shape;
+  form->folded.functions = elementwise_functions(region.values, body, &form->uses_softplus, "nm_");
+  for (std::string& output : form->folded.outputs) output = "nm_" + output;
   std::size_t writes = results.size();
   bindings.insert(bindings.end(), results.begin(), results.end());
   auto blocks = static_cast<std::uint32_t>((shape.width + norm_mix_lanes(shape.width) - 1) / norm_mix_lanes(shape.width));
   program.steps.push_back({bindings, writes, [pipeline, blocks](const CallShape& call) {
                              auto rows = static_cast<std::uint32_t>(std::clamp<std::int64_t>(call.tokens, 1, 65535));
                              return Launch{pipeline, {blocks, rows, 1}, {static_cast<std::uint32_t>(call.tokens)}};
-                           }});
+                           },
+                           {}, {}, form});
   return true;
 }
 

@@ -90,11 +90,14 @@ void GlslBuilder::define(std::string_view name, std::string_view value) {
 
 void GlslBuilder::code(std::string_view text) { code_ += text; }
 
+void GlslBuilder::extension(std::string_view name) { extensions_ += fmt::format("#extension {} : require\n", name); }
+
 KernelSource GlslBuilder::finish() const {
   bool subgroups = subgroups_ || (workgroup_sum_ && features_.subgroup_arithmetic);
   std::string out = "#version 450\n#extension GL_EXT_control_flow_attributes : enable\n";
   if (storage16_used_) out += "#extension GL_EXT_shader_16bit_storage : require\n";
   if (subgroups) out += "#extension GL_KHR_shader_subgroup_basic : require\n#extension GL_KHR_shader_subgroup_arithmetic : require\n";
+  out += extensions_;
   out += fmt::format("// {}\nlayout(local_size_x = {}) in;\n", name_, local_size_);
   out += defines_;
   out += buffers_;

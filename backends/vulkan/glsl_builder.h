@@ -34,6 +34,8 @@ class GlslBuilder {
   // `float workgroup_sum(float v)`: every invocation of the workgroup gets the sum; all must call it.
   void use_workgroup_sum();
   void define(std::string_view name, std::string_view value);
+  // `#extension NAME : require`, placed before any declaration.
+  void extension(std::string_view name);
   void code(std::string_view text);
 
   const DeviceFeatures& features() const { return features_; }
@@ -48,7 +50,7 @@ class GlslBuilder {
   bool subgroups_ = false;
   bool workgroup_sum_ = false;
   std::vector<std::string> push_;
-  std::string defines_, buffers_, code_;
+  std::string extensions_, defines_, buffers_, code_;
 };
 
 // A float literal GLSL reads back as the same f32 value.

@@ -39,9 +39,14 @@ Step matmul_step(const Op& op, const OpOperands& where, PipelineStore& pipelines
   const Pipeline* gemv = &pipelines.get(gemv_kernel(features, {b.dtype, transpose_b, wide}, where.epilogue));
   const Pipeline* gemm64 = &pipelines.get(gemm_kernel(features, b.dtype, transpose_b, where.epilogue, 64));
   const Pipeline* gemm128 = &pipelines.get(gemm_kernel(features, b.dtype, transpose_b, where.epilogue, 128));
+  const Pipeline* coopmat = gemm_coopmat_takes(features, b.dtype, transpose_b, k) ?
+      &pipelines.get(gemm_coopmat_kernel(features, where.epilogue)) : nullptr;
   std::uint32_t rows_per_group = gemv_rows_per_group(features, transpose_b);
   Shape a_shape = a.shape;
   bool logits = where.computes_logits && a_shape.has_seq();
+  std::shared_ptr<const RowGemvForm> form;
+  if (transpose_b && !logits && where.results.size() == 1)
+    form = std::make_shared<RowGemvForm>(RowGemvForm{{b.dtype, true, wide}, n, k, where.epilogue});
   return {concat(where.operands, where.results), where.results.size(), [=, &features](const CallShape& call) {
             std::int64_t m = a_shape.numel(call.tokens) / k, a_offset = 0;
             if (logits && call.last_logits_only && m == call.tokens) {
@@ -52,10 +57,16 @@ Step matmul_step(const Op& op, const OpOperands& where, PipelineStore& pipelines
               return Launch{gemv,
                             {capped_groups(features, (n + rows_per_group - 1) / rows_per_group), u32(m), 1},
                             {u32(m), u32(n), u32(k), u32(a_offset), u32(call.tokens)}};
+            if (coopmat != nullptr) {
+              std::uint32_t tile = gemm_coopmat_tile();
+              return Launch{coopmat, {u32((n + tile - 1) / tile), u32((m + tile - 1) / tile), 1},
+                            {u32(m), u32(n), u32(k), u32(call.tokens)}};
+            }
             std::uint32_t tile = gemm_tile(m, n);
             return Launch{tile == 128 ? gemm128 : gemm64, {u32((n + tile - 1) / tile), u32((m + tile - 1) / tile), 1},
                           {u32(m), u32(n), u32(k), u32(call.tokens)}};
-          }};
+          },
+          {}, form};
 }
 
 Step segment_step(const Op& op, const OpOperands& where, PipelineStore& pipelines, const DeviceFeatures& features) {

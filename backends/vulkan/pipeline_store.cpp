@@ -1,5 +1,10 @@
 #include "backends/vulkan/pipeline_store.h"
 
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "backends/vulkan/disk_cache.h"
@@ -54,21 +59,54 @@ const Pipeline& PipelineStore::get(const KernelSource& source) {
   auto p = std::make_unique<Pipeline>();
   p->name = source.name;
   p->bindings = source.bindings;
-  p->spirv = compiler_.compile(source.glsl, source.name);
-  VkDevice device = device_->handle();
+  Pipeline* made = p.get();
+  by_source_.emplace(source.glsl, made);
+  pipelines_.push_back(std::move(p));
+  pending_.emplace_back(made, source.glsl);
+  return *made;
+}
 
+void PipelineStore::build() {
+  std::vector<std::pair<Pipeline*, std::string>> work = std::move(pending_);
+  pending_.clear();
+  if (work.empty()) return;
+  std::size_t threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 32);
+  threads = std::min(threads, work.size());
+  std::atomic<std::size_t> next = 0;
+  std::vector<std::exception_ptr> failures(work.size());
+  auto worker = [&] {
+    for (std::size_t i = next++; i < work.size(); i = next++) {
+      try {
+        make(*work[i].first, work[i].second);
+      } catch (...) {
+        failures[i] = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (std::thread& thread : pool) thread.join();
+  for (const std::exception_ptr& failure : failures)
+    if (failure) std::rethrow_exception(failure);
+}
+
+void PipelineStore::make(Pipeline& pipeline, const std::string& glsl) {
+  Pipeline* p = &pipeline;
+  p->spirv = compiler_.compile(glsl, p->name);
+  VkDevice device = device_->handle();
   VkShaderModuleCreateInfo module{};
   module.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO;
   module.codeSize = p->spirv.size() * sizeof(std::uint32_t);
   module.pCode = p->spirv.data();
   check(vkCreateShaderModule(device, &module, nullptr, &p->module), "vkCreateShaderModule");
 
-  std::vector<VkDescriptorSetLayoutBinding> bindings(source.bindings);
-  for (std::uint32_t i = 0; i < source.bindings; ++i)
+  std::vector<VkDescriptorSetLayoutBinding> bindings(p->bindings);
+  for (std::uint32_t i = 0; i < p->bindings; ++i)
     bindings[i] = {i, VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
   VkDescriptorSetLayoutCreateInfo set{};
   set.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO;
-  set.bindingCount = source.bindings;
+  set.bindingCount = p->bindings;
   set.pBindings = bindings.data();
   check(vkCreateDescriptorSetLayout(device, &set, nullptr, &p->set_layout), "vkCreateDescriptorSetLayout");
 
@@ -89,12 +127,7 @@ const Pipeline& PipelineStore::get(const KernelSource& source) {
   info.stage.pName = "main";
   info.layout = p->layout;
   check(vkCreateComputePipelines(device, cache_, 1, &info, nullptr, &p->pipeline),
-        fmt::format("vkCreateComputePipelines ({})", source.name));
-
-  Pipeline* made = p.get();
-  by_source_.emplace(source.glsl, made);
-  pipelines_.push_back(std::move(p));
-  return *made;
+        fmt::format("vkCreateComputePipelines ({})", p->name));
 }
 
 }  // namespace rwkvc::vulkan

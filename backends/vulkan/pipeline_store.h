@@ -41,9 +41,15 @@ class PipelineStore {
   PipelineStore(const PipelineStore&) = delete;
   PipelineStore& operator=(const PipelineStore&) = delete;
 
-  // The pipeline for `source`, made on first request. Throws std::runtime_error when the
-  // shader does not compile.
+  // The pipeline for `source`, one per distinct source. Its Vulkan objects exist only after
+  // build(): planning asks for every kernel first, and build() compiles them all at once.
   const Pipeline& get(const KernelSource& source);
+
+  // Compiles every pipeline asked for since the last build on a pool of threads (shaderc and
+  // vkCreateComputePipelines on distinct pipelines are thread-safe; the pipeline cache is
+  // internally synchronised). Throws std::runtime_error naming the first shader that does not
+  // compile.
+  void build();
 
   // Every pipeline made, in the order they were asked for.
   const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
@@ -52,6 +58,7 @@ class PipelineStore {
 
  private:
   std::filesystem::path cache_file() const;
+  void make(Pipeline& p, const std::string& glsl);
 
   std::shared_ptr<const Device> device_;
   std::filesystem::path cache_dir_;
@@ -59,6 +66,7 @@ class PipelineStore {
   VkPipelineCache cache_ = VK_NULL_HANDLE;
   std::map<std::string, Pipeline*, std::less<>> by_source_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  std::vector<std::pair<Pipeline*, std::string>> pending_;  // asked for, not built: with their GLSL
 };
 
 }  // namespace rwkvc::vulkan

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "backends/vulkan/decode_folds.h"
 #include "backends/vulkan/elementwise_codegen.h"
 #include "backends/vulkan/fused_regions.h"
 #include "backends/vulkan/op_steps.h"
@@ -338,6 +339,8 @@ Program plan_program(const Graph& graph, PipelineStore& pipelines, const DeviceF
     lower_region(program, pipelines, features, op, operands, results, index);
   }
 
+  fold_lora_ups_into_wkv(program, pipelines);
+  fold_norm_mix_into_gemvs(program, pipelines, features);
   std::vector<int> depth = schedule_by_depth(program.steps);
   for (const StateDecl& state : graph.states) program.state_outputs.push_back(*top.where(state.output));
   const Shape& logits = graph.type(graph.logits).shape;

@@ -6,11 +6,14 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "backends/vulkan/device.h"
 #include "backends/vulkan/pipeline_store.h"
+#include "backends/vulkan/shaders/templates.h"
 #include "ir/graph.h"
 
 namespace rwkvc::vulkan {
@@ -36,6 +39,38 @@ struct Launch {
   std::vector<std::uint32_t> push;
 };
 
+// What the decode folds (decode_folds.h) need to know of a step, when it has one of these forms.
+// A matmul step whose one-row launch is the row GEMV (B [N, K]); its bindings are a, B, the
+// epilogue's inputs, out.
+struct RowGemvForm {
+  GemvShape shape;
+  std::int64_t n = 0, k = 0;
+  Epilogue epilogue;
+};
+// A layer norm + token_shift_mix step (norm_mix_kernel); `folded` is its shape with the
+// generated functions named for a kernel that also runs a GEMV (prefix "nm_").
+struct NormMixForm {
+  NormMixShape folded;
+  bool uses_softplus = false;
+};
+
+// A LoRA up product folded into a wkv kernel: the hidden [T, rank] times the up's transpose
+// [C, rank] (dtype).
+struct LoraUp {
+  std::int64_t rank = 0;
+  DType dtype = DType::f32;
+};
+// The one-kernel wkv step of short calls: its bindings are its `inputs` region inputs, then
+// state_in and the results. `source` rebuilds the kernel with some inputs computed inside it
+// (by input index; their bindings become the hidden vectors, and the up matrices follow the
+// inputs in index order); nothing when the body does not allow it. Valid only during
+// plan_program (it reads the graph's region).
+struct WkvForm {
+  std::size_t inputs = 0;
+  std::function<std::optional<KernelSource>(const std::map<std::size_t, LoraUp>&)> source;
+  std::function<std::function<Launch(const CallShape&)>(const Pipeline*)> launch;
+};
+
 struct Step {
   std::vector<BufferRef> bindings;  // the pipeline's bindings, in order: what it reads, then what it writes
   std::size_t writes = 0;           // how many of the last bindings it writes
@@ -43,6 +78,9 @@ struct Step {
   // Whether the step runs for a call (empty: always). A region may lower to two paths, one
   // kernel for short calls and several for long ones; each call records one of them.
   std::function<bool(const CallShape&)> runs = {};
+  std::shared_ptr<const RowGemvForm> row_gemv = {};
+  std::shared_ptr<const NormMixForm> norm_mix = {};
+  std::shared_ptr<const WkvForm> wkv = {};
 };
 
 // An activation buffer: the values whose lives do not overlap (pack_activations), sized for the

@@ -2,6 +2,7 @@
 // (and of the compiler's target), so that a second start compiles nothing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -14,16 +15,16 @@ class ShaderCompiler {
   // `cache_dir` empty: no disk cache.
   explicit ShaderCompiler(std::filesystem::path cache_dir);
 
-  // The SPIR-V of `glsl` (target Vulkan 1.1). Throws std::runtime_error with shaderc's messages
+  // The SPIR-V of `glsl` (target Vulkan 1.1); callable from several threads at once. Throws std::runtime_error with shaderc's messages
   // and the numbered source when it does not compile: a generated shader that fails is a bug.
   std::vector<std::uint32_t> compile(const std::string& glsl, const std::string& name);
 
   // Modules compiled from GLSL by this compiler (not found in the cache).
-  int compiled() const { return compiled_; }
+  int compiled() const { return compiled_.load(); }
 
  private:
   std::filesystem::path cache_dir_;
-  int compiled_ = 0;
+  std::atomic<int> compiled_ = 0;
 };
 
 // spirv-val's checks on one module (Vulkan 1.1 rules): the validator's message, empty when valid.

@@ -25,10 +25,10 @@ class VulkanBackend final : public Backend {
 
   std::string device_name() const override {
     const vulkan::DeviceFeatures& f = device_->features();
-    return fmt::format("vulkan: {} (Vulkan {}.{}, subgroup {}{}, {} KiB shared memory{})", f.name,
+    return fmt::format("vulkan: {} (Vulkan {}.{}, subgroup {}{}, {} KiB shared memory{}{})", f.name,
                        VK_API_VERSION_MAJOR(f.api_version), VK_API_VERSION_MINOR(f.api_version), f.subgroup_size,
                        f.subgroup_arithmetic ? " with arithmetic" : "", f.shared_memory_bytes / 1024,
-                       f.storage16 ? ", 16-bit storage" : "");
+                       f.storage16 ? ", 16-bit storage" : "", f.cooperative_matrix ? ", cooperative matrices" : "");
   }
 
   std::unique_ptr<Executable> compile(const Graph& graph, const WeightMap& weights) const override {

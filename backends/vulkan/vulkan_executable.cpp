@@ -37,6 +37,17 @@ class HazardTracker {
   std::vector<VkBuffer> read_, written_;
 };
 
+// Between two dispatches: only the compute stage waits, for shader writes (the transfers
+// before and after the steps keep full barriers).
+void compute_barrier(VkCommandBuffer commands) {
+  VkMemoryBarrier barrier{};
+  barrier.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER;
+  barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+  barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
+  vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier,
+                       0, nullptr, 0, nullptr);
+}
+
 }  // namespace
 
 VulkanExecutable::VulkanExecutable(std::shared_ptr<const Device> device, const Graph& graph, const WeightMap& weights)
@@ -51,6 +62,7 @@ VulkanExecutable::VulkanExecutable(std::shared_ptr<const Device> device, const G
     }
   pipelines_ = std::make_unique<PipelineStore>(device_, cache_directory());
   program_ = plan_program(remaining, *pipelines_, device_->features());
+  pipelines_->build();
   pipelines_->save_cache();
   upload_weights(remaining, precomputed.weights);
   make_command_objects();
@@ -244,7 +256,7 @@ void VulkanExecutable::record(const CallShape& call, const VulkanStateStorage& s
     for (std::size_t i = 0; i < step.bindings.size(); ++i)
       (i + step.writes < step.bindings.size() ? read : written).push_back(infos[i].buffer);
     if (hazards.conflicts(read, written)) {
-      full_barrier(commands_);
+      compute_barrier(commands_);
       ++recorded_barriers_;
       hazards.clear();
     }

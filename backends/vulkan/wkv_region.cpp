@@ -46,7 +46,8 @@ std::string element_index(Place place) {
 // Builds the kernel's per-token body from the region's ops; fails (nullopt) on anything else.
 class WkvKernel {
  public:
-  WkvKernel(const Region& region, std::int64_t heads, std::int64_t n) : region_(region), heads_(heads), n_(n) {}
+  WkvKernel(const Region& region, std::int64_t heads, std::int64_t n, std::map<std::size_t, LoraUp> ups = {})
+      : region_(region), heads_(heads), n_(n), ups_(std::move(ups)) {}
 
   bool add(const Op& op) {
     auto result_place = [&](std::size_t k) { return classify(region_.values[at(op.results[k])].shape, heads_, n_); };
@@ -118,7 +119,9 @@ class WkvKernel {
   KernelSource source(const DeviceFeatures& features, std::size_t outputs) const {
     GlslBuilder shader(features, fmt::format("wkv region H{} N{} fused {} inputs", heads_, n_, inputs_.size()));
     for (std::size_t k = 0; k < inputs_.size(); ++k)
-      shader.buffer(fmt::format("in{}", k), region_.values[at(inputs_[k])].dtype, Access::read);
+      shader.buffer(fmt::format("in{}", k), region_.values[at(inputs_[k])].dtype, Access::read,
+                    ups_.contains(k) && ups_.at(k).rank % 8 == 0);
+    for (const auto& [k, up] : ups_) shader.buffer(fmt::format("up{}", k), up.dtype, Access::read, up.rank % 8 == 0);
     shader.buffer("state_in", DType::f32, Access::read);
     for (std::size_t k = 0; k < outputs; ++k) shader.buffer(fmt::format("out{}", k), DType::f32, Access::write);
     shader.push({"T"});
@@ -128,6 +131,19 @@ class WkvKernel {
     shader.define("H", fmt::format("{}u", heads_));
     shader.define("C", fmt::format("{}u", heads_ * n_));
     if (softplus_) shader.code(kSoftplusHelper);
+    // A folded LoRA up: channel c of token t is the hidden row t times row c of the up's
+    // transpose ([C, rank]), read 8 at a time when the rank allows.
+    for (const auto& [k, up] : ups_) {
+      std::string loop = up.rank % 8 == 0 ?
+          fmt::format("  [[unroll]] for (uint d = 0u; d < {0}u; ++d) {{\n"
+                      "    vec4 hl, hh, wl, wh;\n"
+                      "    load8_in{1}(t * {0}u + d, hl, hh); load8_up{1}(c * {0}u + d, wl, wh);\n"
+                      "    s += dot(hl, wl) + dot(hh, wh);\n"
+                      "  }}\n", up.rank / 8, k) :
+          fmt::format("  for (uint d = 0u; d < {0}u; ++d) s += load_in{1}(t * {0}u + d) * load_up{1}(c * {0}u + d);\n",
+                      up.rank, k);
+      shader.code(fmt::format("float lora_up{}(uint t, uint c) {{\n  float s = 0.0;\n{}  return s;\n}}\n", k, loop));
+    }
     // The state moves through shared memory when it fits (padded rows, no bank conflicts), so
     // its loads and stores are coalesced; else each invocation reads its row directly.
     bool staged = static_cast<std::uint64_t>(n_ * (n_ + 1) + 6 * n_) * 4 + 1024 <= features.shared_memory_bytes;
@@ -166,7 +182,12 @@ class WkvKernel {
     if (at(id) >= region_.arguments || id == state_in_) return std::nullopt;
     auto place = classify(region_.values[at(id)].shape, heads_, n_);
     if (!place) return std::nullopt;
-    body_ += fmt::format("    float v{} = load_in{}({});\n", id, inputs_.size(), element_index(*place));
+    if (ups_.contains(inputs_.size())) {
+      if (place->layout != Layout::channel || !place->per_token) return std::nullopt;
+      body_ += fmt::format("    float v{} = lora_up{}(t, c);\n", id, inputs_.size());
+    } else {
+      body_ += fmt::format("    float v{} = load_in{}({});\n", id, inputs_.size(), element_index(*place));
+    }
     inputs_.push_back(id);
     places_[id] = *place;
     return fmt::format("v{}", id);
@@ -204,6 +225,7 @@ class WkvKernel {
 
   const Region& region_;
   std::int64_t heads_, n_;
+  std::map<std::size_t, LoraUp> ups_;  // by input: inputs computed in the kernel
   std::string body_, stores_;
   std::map<ValueId, Place> places_;
   std::vector<ValueId> inputs_;
@@ -242,11 +264,28 @@ std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeature
   bindings.insert(bindings.end(), results.begin(), results.end());
   const Pipeline* pipeline = &pipelines.get(kernel.source(features, results.size()));
   auto groups = static_cast<std::uint32_t>(heads);
-  return Step{bindings, results.size(),
-              [pipeline, groups](const CallShape& call) {
-                return Launch{pipeline, {groups, 1, 1}, {static_cast<std::uint32_t>(call.tokens)}};
-              },
-              [](const CallShape& call) { return call.tokens <= kFusedWkvMaxTokens; }};
+  auto form = std::make_shared<WkvForm>();
+  form->inputs = kernel.inputs().size();
+  form->launch = [groups](const Pipeline* folded) {
+    return [folded, groups](const CallShape& call) {
+      return Launch{folded, {groups, 1, 1}, {static_cast<std::uint32_t>(call.tokens)}};
+    };
+  };
+  const Region* body = &region;
+  std::size_t outputs = results.size();
+  form->source = [body, heads, n, &features, outputs](const std::map<std::size_t, LoraUp>& ups) -> std::optional<KernelSource> {
+    WkvKernel folded(*body, heads, n, ups);
+    for (const Op& inner : body->ops)
+      if (!folded.add(inner)) return std::nullopt;
+    for (std::size_t k = 0; k < body->yields.size(); ++k)
+      if (!folded.yield(body->yields[k], k)) return std::nullopt;
+    if (!folded.complete()) return std::nullopt;
+    return folded.source(features, outputs);
+  };
+  Step step{bindings, results.size(), form->launch(pipeline),
+            [](const CallShape& call) { return call.tokens <= kFusedWkvMaxTokens; }};
+  step.wkv = std::move(form);
+  return step;
 }
 
 }  // namespace rwkvc::vulkan

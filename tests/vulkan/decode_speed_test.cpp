@@ -2,10 +2,14 @@
 // `rwkvc_vulkan_tests "[.speed]"`): random RWKV-7 models with f16 weights at released shapes
 // (RWKVC_SPEED_SHAPES, default "12x768"; layers x embedding), decode and prefill device time,
 // the decode roofline ratio against a device-to-device copy of 1 GiB timed in the same run,
-// and the kernels that take the most decode time. It asserts only that times were measured.
+// the kernels that take the most decode time, the decode with other decode folds
+// (RWKVC_SPEED_FOLDS), the prefill with the cooperative-matrix GEMM, and (with
+// RWKVC_SPEED_COLD_COMPILE) a first -O0 compile. It asserts only that times were measured.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <unistd.h>
 #include <map>
 #include <sstream>
 
@@ -102,6 +106,56 @@ void print_profile(const std::vector<vulkan::VulkanExecutable::StepTime>& steps,
   }
 }
 
+// Median device time of decode steps 160..199 of a 200-token run (the first ones also bring
+// the GPU to its clocks).
+double decode_seconds(Executable& exe) {
+  State state = exe.new_state();
+  std::vector<double> decode;
+  for (int i = 0; i < 200; ++i) {
+    std::int32_t token = i % 1000;
+    exe.forward(std::span(&token, 1), state, {.time_on_device = true});
+    if (i >= 160) decode.push_back(exe.stats().device_seconds);
+  }
+  return median(decode);
+}
+
+// The same decode with other decode folds (RWKVC_VULKAN_FOLDS): what each gains.
+void compare_folds(Backend& vulkan, const Graph& graph, const WeightMap& weights, double by_default) {
+  // RWKVC_SPEED_FOLDS: the variants to time, e.g. "none;norm_mix,lora_up" (default "none").
+  const char* variants = std::getenv("RWKVC_SPEED_FOLDS");
+  std::istringstream list(variants ? variants : "none");
+  std::string folds;
+  while (std::getline(list, folds, ';')) {
+    ::setenv("RWKVC_VULKAN_FOLDS", folds.c_str(), 1);
+    auto exe = vulkan.compile(graph, weights);
+    ::unsetenv("RWKVC_VULKAN_FOLDS");
+    double seconds = decode_seconds(*exe);
+    fmt::print("  decode with folds '{}': {:.3f} ms/token ({:.0f} tokens/s, {} kernels, {} barriers); default folds: {:.3f} ms/token\n",
+               folds, seconds * 1e3, 1.0 / seconds, exe->stats().kernels_per_forward,
+               dynamic_cast<vulkan::VulkanExecutable&>(*exe).barriers_per_forward(), by_default * 1e3);
+  }
+}
+
+// Prefill of `prompt` (median of 3 fresh calls) on a backend opened with the cooperative-matrix
+// GEMM (RWKVC_VULKAN_COOPMAT=1; the same as the default where the device has none).
+void compare_prefill(const Graph& graph, const WeightMap& weights, const std::vector<std::int32_t>& prompt,
+                     double by_default) {
+  ::setenv("RWKVC_VULKAN_COOPMAT", "1", 1);
+  auto backend = make_vulkan_backend({});
+  auto exe = backend->compile(graph, weights);
+  ::unsetenv("RWKVC_VULKAN_COOPMAT");
+  std::vector<double> prefill;
+  for (int i = 0; i < 3; ++i) {
+    State fresh = exe->new_state();
+    exe->forward(prompt, fresh, {.time_on_device = true});
+    prefill.push_back(exe->stats().device_seconds);
+  }
+  double seconds = median(prefill);
+  fmt::print("  prefill {} tokens with RWKVC_VULKAN_COOPMAT=1 ({}): {:.1f} ms ({:.0f} tokens/s); by default: {:.1f} ms\n",
+             prompt.size(), backend->device_name(), seconds * 1e3, static_cast<double>(prompt.size()) / seconds,
+             by_default * 1e3);
+}
+
 void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd, double bandwidth) {
   ModelConfig config = standard_config(Arch::rwkv7, layers, embd, 65536);
   WeightMap weights = make_random_model(config, 1);
@@ -114,12 +168,7 @@ void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd, double ban
   std::int64_t table = 2 * config.vocab * config.embd;
   double bytes_per_token = static_cast<double>(exe->stats().weight_bytes - table + 2 * config.embd);
   State state = exe->new_state();
-  std::vector<double> decode;
-  for (int i = 0; i < 200; ++i) {  // the first ones also bring the GPU to its clocks
-    std::int32_t token = i % 1000;
-    exe->forward(std::span(&token, 1), state, {.time_on_device = true});
-    if (i >= 160) decode.push_back(exe->stats().device_seconds);
-  }
+  double step = decode_seconds(*exe);
   std::int64_t decode_kernels = exe->stats().kernels_per_forward, decode_barriers = profiled.barriers_per_forward();
   std::vector<std::int32_t> prompt = random_tokens(2048, config.vocab, 2);
   std::vector<double> prefill;
@@ -128,7 +177,7 @@ void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd, double ban
     exe->forward(prompt, fresh, {.time_on_device = true});
     prefill.push_back(exe->stats().device_seconds);
   }
-  double step = median(decode), whole = median(prefill);
+  double whole = median(prefill);
   double roofline = bandwidth > 0.0 ? bytes_per_token / bandwidth : 0.0;
   fmt::print("speed L{} D{} f16: decode {:.3f} ms/token ({:.0f} tokens/s, {:.0f} GB/s of weights, {} kernels, {} barriers), "
              "roofline {:.3f} ms/token ({:.1f} MB at {:.0f} GB/s): ratio {:.1f}%; "
@@ -153,6 +202,31 @@ void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd, double ban
   fmt::print("  prefill 2048 profile:\n");
   print_profile(profiled.step_times(), 10);
   profiled.set_profiling(false);
+  compare_folds(vulkan, graph, weights, step);
+  compare_prefill(graph, weights, prompt, whole);
+}
+
+// A first start at -O0 (RWKVC_SPEED_COLD_COMPILE, e.g. "24x2048"): compile with an empty shader
+// cache, then again with the cache it left; host wall time, shaders compiled from GLSL.
+void time_cold_compile(Backend& vulkan, std::int64_t layers, std::int64_t embd) {
+  ModelConfig config = standard_config(Arch::rwkv7, layers, embd, 65536);
+  WeightMap weights = make_random_model(config, 1);
+  Graph graph = passes::run_pipeline(build_graph(config), passes::parse_pipeline(passes::precision_step(DType::f16)));
+  std::string dir = fmt::format("/tmp/rwkvc-cold-compile-{}", ::getpid());
+  std::filesystem::remove_all(dir);
+  const char* old = std::getenv("RWKVC_VULKAN_CACHE");
+  std::string saved = old ? old : "";
+  ::setenv("RWKVC_VULKAN_CACHE", dir.c_str(), 1);
+  for (const char* start : {"cold", "warm"}) {
+    auto begin = std::chrono::steady_clock::now();
+    auto exe = vulkan.compile(graph, weights);
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    fmt::print("compile L{} D{} -O0 f16, {} shader cache: {:.1f} s ({} shaders compiled from GLSL, {} kernels/token)\n",
+               layers, embd, start, seconds, dynamic_cast<vulkan::VulkanExecutable&>(*exe).shaders_compiled(),
+               exe->stats().kernels_per_forward);
+  }
+  if (old) ::setenv("RWKVC_VULKAN_CACHE", saved.c_str(), 1); else ::unsetenv("RWKVC_VULKAN_CACHE");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
@@ -171,6 +245,11 @@ TEST_CASE("Vulkan decode and prefill speed on released RWKV-7 shapes", "[.speed]
   while (std::getline(list, shape, ',')) {
     std::size_t x = shape.find('x');
     measure(*vulkan, std::stoll(shape.substr(0, x)), std::stoll(shape.substr(x + 1)), bandwidth);
+  }
+  if (const char* cold = std::getenv("RWKVC_SPEED_COLD_COMPILE")) {
+    std::string text = cold;
+    std::size_t x = text.find('x');
+    time_cold_compile(*vulkan, std::stoll(text.substr(0, x)), std::stoll(text.substr(x + 1)));
   }
 }
 

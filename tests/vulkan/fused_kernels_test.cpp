@@ -1,8 +1,9 @@
 // The kernels that replace several steps: LoRA matrices read through their transposed weight
 // by the row GEMV, matmul_epilogue tails folded into the GEMV/GEMM store, token_shift_mix
-// regions led by their layer norm as one kernel per row, and wkv regions of short calls as one
-// kernel (T = 45 is short too: kFusedWkvMaxTokens; 130 takes the op-by-op path and the
-// 128-wide GEMM tiles). Random RWKV-7 models with odd sizes, T in {1, 3, 45, 130}, against the
+// regions led by their layer norm as one kernel per row (folded into the row GEMVs that read
+// them for one-token calls, when the device has subgroup arithmetic), and wkv regions of short
+// calls as one kernel (with RWKVC_VULKAN_FOLDS=norm_mix,lora_up also computing the LoRA ups) (T = 45 is short too: kFusedWkvMaxTokens; 130 takes the op-by-op path
+// and the 128-wide GEMM tiles; its recurrence splits each state row over 4 invocations). Random RWKV-7 models with odd sizes, T in {1, 3, 45, 130}, against the
 // CPU running the same graph; the profile's kernel labels show each fused kernel really ran.
 #include <algorithm>
 
@@ -22,6 +23,8 @@ constexpr double kF32Tolerance = 1e-4;
 // units of f32 roundoff per dot product, grown through two layers); 1e-3 leaves room for that
 // and still fails on any wrong element, which moves logits by O(1).
 constexpr double kF16Tolerance = 1e-3;
+// bf16 weights: the same argument; the accumulation is f32 either way.
+constexpr double kBf16Tolerance = 1e-3;
 
 Model odd_model(std::int64_t embd, std::int64_t head_size, std::uint64_t seed) {
   Model model;
@@ -47,7 +50,15 @@ bool ran(const vulkan::VulkanExecutable& exe, std::string_view label) {
 
 // Every T, all logits and the state against the CPU; returns after checking that the fused
 // kernels ran (their labels appear in the profile of a decode step).
-void check_fused(Backend& vulkan, Model model, const std::string& pipeline, double tolerance) {
+// Sets RWKVC_VULKAN_FOLDS (the decode folds) for the scope's lifetime.
+class Folds {
+ public:
+  explicit Folds(const char* list) { ::setenv("RWKVC_VULKAN_FOLDS", list, 1); }
+  ~Folds() { ::unsetenv("RWKVC_VULKAN_FOLDS"); }
+};
+
+void check_fused(Backend& vulkan, Model model, const std::string& pipeline, double tolerance, bool folds_norm_mix,
+                 bool folds_lora_up = false) {
   TwoBackends both = compile_both(vulkan, std::move(model), pipeline);
   check_spirv_valid(*both.vulkan);
   for (std::size_t length : {1, 3, 45, 130}) {
@@ -70,16 +81,36 @@ void check_fused(Backend& vulkan, Model model, const std::string& pipeline, doub
   exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
   exe.set_profiling(false);
   if (exe.step_times().empty()) return;  // a device that cannot time
-  CHECK(ran(exe, "layer_norm + token_shift_mix"));
+  // One token: the mixes run inside the GEMVs that read them (their own kernel otherwise).
+  CHECK(ran(exe, "layer_norm + mix + gemv") == folds_norm_mix);
+  CHECK(ran(exe, "layer_norm + token_shift_mix") == !folds_norm_mix);
   CHECK(ran(exe, "+ epilogue"));
   CHECK(ran(exe, "wkv region"));
   CHECK(!ran(exe, "l2_norm"));  // the wkv region's reductions run inside its kernel
+  // With the ups fold, the LoRA ups (GEMVs of N = C, K = a rank) run inside the wkv kernel.
+  const ModelConfig& config = both.model.config;
+  for (std::int64_t rank : {config.decay_lora, config.aaa_lora, config.mv_lora, config.gate_lora}) {
+    INFO("LoRA rank " << rank);
+    CHECK(ran(exe, fmt::format(",{},{},0,", config.embd, rank)) == !folds_lora_up);
+  }
   // Every weight multiplied from the left (the LoRA matrices) is read through its transpose
   // by the row GEMV: the column kernel (B[K,N]) never runs.
   for (const auto& step : exe.step_times()) {
     INFO(step.label);
     CHECK(step.label.find("B[K,N]") == std::string::npos);
   }
+  // Two tokens: the mix is its own kernel again.
+  exe.set_profiling(true);
+  exe.forward(std::vector<std::int32_t>{5, 6}, state, {.time_on_device = true});
+  exe.set_profiling(false);
+  CHECK(ran(exe, "layer_norm + token_shift_mix"));
+  CHECK(!ran(exe, "layer_norm + mix + gemv"));
+  // A long call: the recurrence kernel splits each state row over 4 invocations when the
+  // device has subgroup shuffles (both devices the tests run on do, unless turned off).
+  exe.set_profiling(true);
+  exe.forward(random_tokens(130, both.model.config.vocab, 9), state, {.time_on_device = true});
+  exe.set_profiling(false);
+  CHECK(ran(exe, "wkv7 split") == folds_norm_mix);
 }
 
 }  // namespace
@@ -89,8 +120,14 @@ TEST_CASE("Fused Vulkan kernels match the CPU on odd RWKV-7 sizes", "[vulkan][fu
   if (!vulkan) return;
   ValidationGuard guard;
   std::string o2 = passes::preset_pipeline(2);
-  check_fused(*vulkan, odd_model(40, 8, 21), o2, kF32Tolerance);
-  check_fused(*vulkan, odd_model(40, 8, 22), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance);
+  check_fused(*vulkan, odd_model(40, 8, 21), o2, kF32Tolerance, true);
+  check_fused(*vulkan, odd_model(40, 8, 22), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, true);
+  // C 36: rows of a length that is no multiple of 8 (the GEMV's narrow loads); bf16 weights.
+  check_fused(*vulkan, odd_model(36, 4, 25), o2 + "," + passes::precision_step(DType::bf16), kBf16Tolerance, true);
+  // The LoRA ups folded into the wkv kernel (not a default fold): ranks of 7..19, C 40 and 36.
+  Folds ups("norm_mix,lora_up");
+  check_fused(*vulkan, odd_model(40, 8, 26), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, true, true);
+  check_fused(*vulkan, odd_model(36, 4, 27), o2, kF32Tolerance, true, true);
 }
 
 TEST_CASE("Fused Vulkan kernels without subgroup arithmetic or 16-bit storage match the CPU", "[vulkan][fused]") {
@@ -99,14 +136,16 @@ TEST_CASE("Fused Vulkan kernels without subgroup arithmetic or 16-bit storage ma
   if (!vulkan) return;
   ValidationGuard guard;
   std::string o2 = passes::preset_pipeline(2);
-  check_fused(*vulkan, odd_model(40, 8, 24), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance);
+  check_fused(*vulkan, odd_model(40, 8, 24), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, false);
+  Folds ups("norm_mix,lora_up");  // the ups fold does not need subgroups
+  check_fused(*vulkan, odd_model(40, 8, 28), o2, kF32Tolerance, false, true);
 }
 
 TEST_CASE("Fused Vulkan kernels match the CPU on rows of more than 1024 channels", "[vulkan][fused]") {
   auto vulkan = vulkan_or_skip();
   if (!vulkan) return;
   ValidationGuard guard;
-  check_fused(*vulkan, odd_model(1032, 8, 23), passes::preset_pipeline(2), kF32Tolerance);
+  check_fused(*vulkan, odd_model(1032, 8, 23), passes::preset_pipeline(2), kF32Tolerance, true);
 }
 
 }  // namespace rwkvc::test

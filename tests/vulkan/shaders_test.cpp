@@ -88,3 +88,36 @@ TEST_CASE("Vulkan forward reports its device time and kernel count", "[vulkan][s
 }
 
 }  // namespace rwkvc::test
+
+namespace rwkvc::test {
+
+// The cooperative-matrix GEMM runs only on devices with VK_NV_cooperative_matrix (not
+// lavapipe): its GLSL must still compile and pass spirv-val everywhere, with and without an
+// epilogue, for an NVIDIA-like device (subgroup 32, f16 arithmetic, 48 KiB shared memory).
+TEST_CASE("The cooperative-matrix GEMM compiles and passes spirv-val", "[vulkan][shaders]") {
+  vulkan::DeviceFeatures features;
+  features.name = "a device with cooperative matrices";
+  features.subgroup_size = 32;
+  features.subgroup_arithmetic = true;
+  features.float16 = true;
+  features.storage16 = true;
+  features.cooperative_matrix = true;
+  features.shared_memory_bytes = 48 * 1024;
+  features.max_workgroup_invocations = 1024;
+  CHECK(vulkan::gemm_coopmat_takes(features, DType::f16, true, 2048));
+  CHECK(!vulkan::gemm_coopmat_takes(features, DType::bf16, true, 2048));
+  CHECK(!vulkan::gemm_coopmat_takes(features, DType::f16, true, 2044));
+  vulkan::Epilogue relu_square{"float v3(uint i) { float x = load_in0(i); return x > 0.0 ? x * x : 0.0; }\n"
+                               "float v4(uint i) { return v3(i) + load_in1(i); }\n",
+                               "v4", {DType::f32}};
+  vulkan::ShaderCompiler compiler({});
+  for (const vulkan::Epilogue& epilogue : {vulkan::Epilogue{}, relu_square}) {
+    vulkan::KernelSource source = vulkan::gemm_coopmat_kernel(features, epilogue);
+    INFO(source.glsl);
+    std::vector<std::uint32_t> module = compiler.compile(source.glsl, source.name);
+    CHECK(vulkan::validate_spirv(module) == "");
+    CHECK(source.bindings == 3 + epilogue.inputs.size());
+  }
+}
+
+}  // namespace rwkvc::test

@@ -2,6 +2,7 @@
 // flight and a whole subgroup shares one output row, reduced with subgroupAdd.
 #include <fmt/format.h>
 
+#include "backends/vulkan/elementwise_codegen.h"
 #include "backends/vulkan/glsl_builder.h"
 #include "backends/vulkan/shaders/templates.h"
 
@@ -13,14 +14,15 @@ constexpr std::uint32_t kSubgroupsPerGroup = 4;
 constexpr std::uint32_t kFallbackGroupSize = 64;  // one row per workgroup without subgroup arithmetic
 constexpr std::uint32_t kColumnsPerGroup = 64, kSlices = 4;  // B [K, N]
 constexpr std::uint32_t kUnroll = 8;  // 16-byte loads in flight per invocation
+// The GEMV with the layer norm + mix folded in: subgroups per workgroup, and about how many
+// workgroups a product gets (each recomputes the row's statistics and mix, from cache).
+constexpr std::uint32_t kFoldedSubgroups = 8, kFoldedGroups = 256;
 
-// B is [N, K]: row n of B is output n's dot product.
-void rows_of_b(GlslBuilder& shader, const GemvShape& shape) {
-  const DeviceFeatures& features = shader.features();
-  // Wide: UNROLL 16-byte loads per invocation issued before any is used (addresses clamped
-  // into the row, the surplus products dropped), so a short row costs one memory latency.
-  shader.define("UNROLL", fmt::format("{}u", kUnroll));
-  std::string dot_loop = shape.wide ?
+// The dot product of a's row m with B's row `row`, split over `lanes` invocations; wide: UNROLL
+// 16-byte loads per invocation issued before any is used (addresses clamped into the row, the
+// surplus products dropped), so a short row costs one memory latency.
+std::string dot_loop(bool wide) {
+  return wide ?
       "  uint k8 = pc.K / 8u, a8 = (pc.a_offset + m * pc.K) / 8u;\n"
       "  for (uint i0 = lane; i0 < k8; i0 += lanes * UNROLL) {\n"
       "    vec4 blo[UNROLL], bhi[UNROLL], alo[UNROLL], ahi[UNROLL];\n"
@@ -34,6 +36,13 @@ void rows_of_b(GlslBuilder& shader, const GemvShape& shape) {
       "  }\n" :
       "  uint a0 = pc.a_offset + m * pc.K;\n"
       "  for (uint k = lane; k < pc.K; k += lanes) sum += load_a(a0 + k) * load_b(row * pc.K + k);\n";
+}
+
+// B is [N, K]: row n of B is output n's dot product.
+void rows_of_b(GlslBuilder& shader, const GemvShape& shape) {
+  const DeviceFeatures& features = shader.features();
+  shader.define("UNROLL", fmt::format("{}u", kUnroll));
+  std::string dot = dot_loop(shape.wide);
   if (features.subgroup_arithmetic) {
     shader.use_subgroups();
     std::uint32_t rows = kSubgroupsPerGroup;
@@ -54,7 +63,7 @@ void rows_of_b(GlslBuilder& shader, const GemvShape& shape) {
         "    }}\n"
         "  }}\n"
         "}}\n",
-        rows, dot_loop));
+        rows, dot));
   } else {
     shader.local_size(kFallbackGroupSize);
     shader.use_workgroup_sum();
@@ -67,7 +76,7 @@ void rows_of_b(GlslBuilder& shader, const GemvShape& shape) {
         "    if (lane == 0u) store_out(m * pc.N + row, epilogue(m * pc.N + row, sum));\n"
         "  }}\n"
         "}}\n",
-        kFallbackGroupSize, dot_loop));
+        kFallbackGroupSize, dot));
   }
 }
 
@@ -115,6 +124,99 @@ KernelSource gemv_kernel(const DeviceFeatures& features, const GemvShape& shape,
     rows_of_b(shader, {shape.b_dtype, true, wide});
   else
     columns_of_b(shader);
+  return shader.finish();
+}
+
+bool gemv_norm_mix_fits(const DeviceFeatures& features, std::int64_t width) {
+  return features.subgroup_arithmetic && features.max_workgroup_invocations >= kFoldedSubgroups * features.subgroup_size &&
+         static_cast<std::uint64_t>(width) * 4 + 1024 <= features.shared_memory_bytes;
+}
+
+std::uint32_t gemv_norm_mix_rows(const DeviceFeatures& features, std::int64_t n) {
+  // About kFoldedGroups workgroups, each recomputing the row's statistics once for its rows.
+  std::int64_t rows = kFoldedSubgroups;
+  while (rows * kFoldedGroups < n && rows < 1024) rows *= 2;
+  (void)features;
+  return static_cast<std::uint32_t>(rows);
+}
+
+KernelSource gemv_norm_mix_kernel(const DeviceFeatures& features, const GemvShape& shape, const Epilogue& epilogue,
+                                  const NormMixShape& mix, bool mix_softplus, std::size_t input, bool stores_last_rows) {
+  bool wide = shape.wide;
+  GlslBuilder shader(features, fmt::format("layer_norm + mix + gemv {} C{}{}{}", dtype_name(shape.b_dtype), mix.width,
+                                           epilogue.empty() ? "" : " + epilogue", stores_last_rows ? " + last rows" : ""));
+  shader.buffer("x", DType::f32, Access::read);
+  shader.buffer("weight", mix.weight_dtype, Access::read);
+  shader.buffer("bias", mix.weight_dtype, Access::read);
+  for (std::size_t k = 0; k < mix.inputs.size(); ++k) shader.buffer(fmt::format("nm_in{}", k + 1), mix.inputs[k], Access::read);
+  shader.buffer("b", shape.b_dtype, Access::read, wide);
+  declare_epilogue(shader, epilogue);
+  shader.buffer("out", DType::f32, Access::write);
+  std::string last_rows;
+  if (stores_last_rows)
+    for (std::size_t k = 0; k < mix.outputs.size(); ++k)
+      if (!mix.per_row[k]) {
+        std::string name = fmt::format("last{}", k);
+        shader.buffer(name, DType::f32, Access::write);
+        last_rows += fmt::format("      store_{}(j, {}(j));\n", name, mix.outputs[k]);
+      }
+  shader.push({"M", "N", "K", "a_offset", "T", "R"});
+  std::uint32_t lanes = kFoldedSubgroups * features.subgroup_size;
+  shader.local_size(lanes);
+  shader.use_subgroups();
+  shader.use_workgroup_sum();
+  shader.define("C", fmt::format("{}u", mix.width));
+  shader.define("LANES", fmt::format("{}u", lanes));
+  shader.define("ITEMS", fmt::format("{}u", (mix.width + lanes - 1) / lanes));  // of x per invocation, kept in registers
+  shader.define("EPS", glsl_float(mix.eps));
+  shader.define("UNROLL", fmt::format("{}u", kUnroll));
+  if (mix_softplus && epilogue.functions.find("softplus_log1p(float") == std::string::npos) shader.code(kSoftplusHelper);
+  // One token (T = 1): the normalised row is row 0 and token_shift's previous row is the state.
+  // The mixed row in shared memory: wide, as the low and the high halves of each group of 8
+  // in two arrays, so neighbouring lanes read neighbouring 16 bytes (no bank conflicts).
+  shader.code(wide ? "shared vec4 a_lo[C / 8u], a_hi[C / 8u];\n"
+                     "void set_a(uint j, float v) { if ((j & 4u) == 0u) a_lo[j >> 3][j & 3u] = v; else a_hi[j >> 3][j & 3u] = v; }\n"
+                     "void load8_a(uint i8, out vec4 lo, out vec4 hi) { lo = a_lo[i8]; hi = a_hi[i8]; }\n"
+                   : "shared float a_row[C];\n"
+                     "void set_a(uint j, float v) { a_row[j] = v; }\n"
+                     "float load_a(uint i) { return a_row[i]; }\n");
+  shader.code(
+      "float mean_cur, inv_cur;\n"
+      "float load_nm_in0(uint i) { uint c = i % C; return (load_x(i) - mean_cur) * inv_cur * load_weight(c) + load_bias(c); }\n");
+  shader.code(mix.functions);
+  shader.code(fmt::format(
+      "float row_dot(uint row, uint m, uint lane, uint lanes) {{\n"
+      "  float sum = 0.0;\n{}"
+      "  return sum;\n"
+      "}}\n"
+      "void main() {{\n"
+      "  uint lid = gl_LocalInvocationIndex;\n"
+      "  float xs[ITEMS], sum = 0.0;\n"
+      "  [[unroll]] for (uint u = 0u; u < ITEMS; ++u) {{\n"
+      "    uint j = lid + u * LANES;\n"
+      "    xs[u] = j < C ? load_x(j) : 0.0;\n"
+      "    sum += xs[u];\n"
+      "  }}\n"
+      "  mean_cur = workgroup_sum(sum) / float(C);\n"
+      "  float squares = 0.0;\n"
+      "  [[unroll]] for (uint u = 0u; u < ITEMS; ++u) {{\n"
+      "    float d = xs[u] - mean_cur;\n"
+      "    if (lid + u * LANES < C) squares += d * d;\n"
+      "  }}\n"
+      "  inv_cur = 1.0 / sqrt(workgroup_sum(squares) / float(C) + EPS);\n"
+      "  for (uint j = lid; j < C; j += LANES) set_a(j, {}(j));\n"
+      "  if (gl_WorkGroupID.x == 0u)\n"
+      "    for (uint j = lid; j < C; j += LANES) {{\n{}"
+      "    }}\n"
+      "  barrier();\n"
+      "  for (uint first = gl_WorkGroupID.x * pc.R; first < pc.N; first += gl_NumWorkGroups.x * pc.R) {{\n"
+      "    for (uint row = first + gl_SubgroupID; row < min(first + pc.R, pc.N); row += gl_NumSubgroups) {{\n"
+      "      float dot_sum = subgroupAdd(row_dot(row, 0u, gl_SubgroupInvocationID, gl_SubgroupSize));\n"
+      "      if (subgroupElect()) store_out(row, epilogue(row, dot_sum));\n"
+      "    }}\n"
+      "  }}\n"
+      "}}\n",
+      dot_loop(wide), mix.outputs[input], last_rows));
   return shader.finish();
 }
 

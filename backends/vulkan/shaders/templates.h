@@ -42,6 +42,19 @@ struct GemvShape {
 KernelSource gemv_kernel(const DeviceFeatures& features, const GemvShape& shape, const Epilogue& epilogue = {});
 std::uint32_t gemv_rows_per_group(const DeviceFeatures& features, bool transpose_b);
 
+// gemv.cpp: one token's row GEMV (B [N, K], K = C) whose input row is output `input` of a layer
+// norm + token_shift_mix (norm_mix_kernel's shape, with functions prefixed "nm_"): every
+// workgroup recomputes the row's statistics and the mixed row into shared memory, then runs R
+// rows of the product. With stores_last_rows, workgroup 0 also writes the mix's [C] outputs
+// (the new shift state). Bindings: x, weight, bias, nm_in1.., B, the epilogue's inputs, out,
+// then last<k> for each [C] output k. Push: M (1), N, K, a_offset (0), T (1), R.
+// Grid: ceil(N / R). gemv_norm_mix_fits: whether the device takes it for rows of `width`.
+bool gemv_norm_mix_fits(const DeviceFeatures& features, std::int64_t width);
+std::uint32_t gemv_norm_mix_rows(const DeviceFeatures& features, std::int64_t n);
+struct NormMixShape;
+KernelSource gemv_norm_mix_kernel(const DeviceFeatures& features, const GemvShape& shape, const Epilogue& epilogue,
+                                  const NormMixShape& mix, bool mix_softplus, std::size_t input, bool stores_last_rows);
+
 // gemm.cpp: out[M, N] = a[M, K] B^T (transpose_b) or a B, tiled `tile` x `tile` (64 or 128)
 // through shared memory, (tile / 16)^2 outputs per thread. Bindings: a, B, the epilogue's
 // inputs, out. Push: M, N, K, T. Grid (ceil(N / tile), ceil(M / tile)). gemm_tile: the tile
@@ -49,6 +62,13 @@ std::uint32_t gemv_rows_per_group(const DeviceFeatures& features, bool transpose
 KernelSource gemm_kernel(const DeviceFeatures& features, DType b_dtype, bool transpose_b, const Epilogue& epilogue,
                          std::uint32_t tile);
 std::uint32_t gemm_tile(std::int64_t m, std::int64_t n);
+
+// gemm_coopmat.cpp: the same product on cooperative matrices (f16 B [N, K] only, K a multiple
+// of 8; features.cooperative_matrix): 64 x 64 tiles, activations split into two f16 parts.
+// Bindings: a, B, the epilogue's inputs, out. Push: M, N, K, T. Grid (ceil(N / 64), ceil(M / 64)).
+bool gemm_coopmat_takes(const DeviceFeatures& features, DType b_dtype, bool transpose_b, std::int64_t k);
+std::uint32_t gemm_coopmat_tile();
+KernelSource gemm_coopmat_kernel(const DeviceFeatures& features, const Epilogue& epilogue);
 
 // wkv7.cpp: one workgroup per head, one invocation per row i of that head's N x N state, held
 // in registers; per token the head's r, w, k, a, b go through shared memory.

@@ -1,0 +1,202 @@
+#include "backends/vulkan/decode_folds.h"
+
+#include "backends/vulkan/wkv_region.h"
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <cstdlib>
+#include <string_view>
+
+namespace rwkvc::vulkan {
+
+namespace {
+
+// The folds run by default. Measured on the H100 (bench/results/h100-vulkan, run 3): the mix
+// fold takes 1.5B decode from 2.515 to 2.485 ms a token, and with the ups fold 0.1B from 0.847
+// to 0.773 ms and 0.4B from 1.724 to 1.577; but added to the mix fold, the ups fold costs
+// 1.5B 0.126 ms (the wkv kernel, one workgroup per head and on the critical path, then reads
+// 512 up columns per channel), so it is not on by default.
+constexpr std::string_view kDefaultFolds = "norm_mix";
+
+// Products that widen a vector of at most this many elements are folded into the wkv kernel:
+// each invocation reads its channel's row of the up matrix (a LoRA rank, not a projection).
+constexpr std::int64_t kMaxFoldedRank = 256;
+
+// RWKVC_VULKAN_FOLDS: the folds to run, comma-separated ("norm_mix", "lora_up"; "none"), by
+// default kDefaultFolds.
+bool fold_enabled(std::string_view fold) {
+  const char* chosen = std::getenv("RWKVC_VULKAN_FOLDS");
+  std::string_view list = chosen != nullptr ? std::string_view(chosen) : kDefaultFolds;
+  while (!list.empty()) {
+    std::size_t comma = list.find(',');
+    if (list.substr(0, comma) == fold) return true;
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+  }
+  return false;
+}
+
+std::vector<BufferRef> reads_of(const Step& step) {
+  return {step.bindings.begin(), step.bindings.end() - static_cast<std::ptrdiff_t>(step.writes)};
+}
+
+bool contains(const std::vector<BufferRef>& refs, const BufferRef& ref) {
+  return std::find(refs.begin(), refs.end(), ref) != refs.end();
+}
+
+// `runs` restricted to calls that `also` accepts.
+std::function<bool(const CallShape&)> narrowed(std::function<bool(const CallShape&)> runs,
+                                               std::function<bool(const CallShape&)> also) {
+  if (!runs) return also;
+  return [runs, also](const CallShape& call) { return also(call) && runs(call); };
+}
+
+bool one_token(const CallShape& call) { return call.tokens == 1; }
+bool several_tokens(const CallShape& call) { return call.tokens != 1; }
+
+// The folded steps for the mix at `mix_index`, or none when one of its per-row outputs has a
+// reader that is not a row GEMV taking it as its whole input row.
+std::vector<Step> folded_steps(std::vector<Step>& steps, std::size_t mix_index, PipelineStore& pipelines,
+                               const DeviceFeatures& features, std::vector<std::size_t>& readers_out) {
+  const Step& mix = steps[mix_index];
+  const NormMixShape& shape = mix.norm_mix->folded;
+  if (!gemv_norm_mix_fits(features, shape.width) || mix.writes != shape.outputs.size()) return {};
+  std::size_t first_output = mix.bindings.size() - mix.writes;
+  std::vector<BufferRef> inputs(mix.bindings.begin(), mix.bindings.begin() + static_cast<std::ptrdiff_t>(first_output));
+  struct Reader {
+    std::size_t step, output;
+  };
+  std::vector<Reader> readers;
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    if (s == mix_index) continue;
+    std::vector<BufferRef> reads = reads_of(steps[s]);
+    for (std::size_t k = 0; k < shape.outputs.size(); ++k) {
+      const BufferRef& output = mix.bindings[first_output + k];
+      if (!contains(reads, output)) continue;
+      const Step& reader = steps[s];
+      if (!shape.per_row[k] || !reader.row_gemv || reader.row_gemv->k != shape.width || reader.bindings[0] != output ||
+          std::count(reads.begin(), reads.end(), output) != 1 || reader.writes != 1 ||
+          contains(inputs, reader.bindings.back()))
+        return {};
+      readers.push_back({s, k});
+    }
+  }
+  if (readers.empty()) return {};
+
+  std::vector<BufferRef> last_rows;
+  for (std::size_t k = 0; k < shape.outputs.size(); ++k)
+    if (!shape.per_row[k]) last_rows.push_back(mix.bindings[first_output + k]);
+  std::vector<Step> folded;
+  for (std::size_t r = 0; r < readers.size(); ++r) {
+    const Step& reader = steps[readers[r].step];
+    const RowGemvForm& gemv = *reader.row_gemv;
+    bool stores_last_rows = r == 0 && !last_rows.empty();
+    const Pipeline* pipeline = &pipelines.get(
+        gemv_norm_mix_kernel(features, gemv.shape, gemv.epilogue, shape, mix.norm_mix->uses_softplus, readers[r].output,
+                             stores_last_rows));
+    std::vector<BufferRef> bindings = inputs;
+    bindings.insert(bindings.end(), reader.bindings.begin() + 1, reader.bindings.end());  // B, epilogue inputs, out
+    if (stores_last_rows) bindings.insert(bindings.end(), last_rows.begin(), last_rows.end());
+    std::size_t writes = 1 + (stores_last_rows ? last_rows.size() : 0);
+    auto n = static_cast<std::uint32_t>(gemv.n), k = static_cast<std::uint32_t>(gemv.k);
+    std::uint32_t rows = gemv_norm_mix_rows(features, gemv.n);
+    std::uint32_t groups = std::min<std::uint32_t>((n + rows - 1) / rows, features.max_workgroup_count_x);
+    folded.push_back({bindings, writes,
+                      [pipeline, n, k, rows, groups](const CallShape&) {
+                        return Launch{pipeline, {groups, 1, 1}, {1u, n, k, 0u, 1u, rows}};
+                      },
+                      narrowed(reader.runs, one_token)});
+    readers_out.push_back(readers[r].step);
+  }
+  return folded;
+}
+
+// Whether `step` runs for some call of 1..kFusedWkvMaxTokens tokens.
+bool runs_for_short_calls(const Step& step) {
+  if (!step.runs) return true;
+  for (std::int64_t t = 1; t <= kFusedWkvMaxTokens; ++t)
+    if (step.runs({t, true}) || step.runs({t, false})) return true;
+  return false;
+}
+
+}  // namespace
+
+void fold_lora_ups_into_wkv(Program& program, PipelineStore& pipelines) {
+  std::vector<Step>& steps = program.steps;
+  if (!fold_enabled("lora_up")) {
+    for (Step& step : steps) step.wkv = nullptr;
+    return;
+  }
+  for (Step& wkv : steps) {
+    if (!wkv.wkv) continue;
+    std::map<std::size_t, LoraUp> ups;
+    std::map<std::size_t, std::size_t> writer_of;  // input -> the up's step
+    for (std::size_t k = 0; k < wkv.wkv->inputs; ++k) {
+      const BufferRef& input = wkv.bindings[k];
+      std::vector<std::size_t> writers, other_readers;
+      for (std::size_t s = 0; s < steps.size(); ++s) {
+        if (&steps[s] == &wkv) continue;
+        const Step& step = steps[s];
+        std::vector<BufferRef> written(step.bindings.end() - static_cast<std::ptrdiff_t>(step.writes), step.bindings.end());
+        if (contains(written, input))
+          writers.push_back(s);
+        if (contains(reads_of(step), input) && runs_for_short_calls(step)) other_readers.push_back(s);
+      }
+      if (writers.size() != 1 || !other_readers.empty()) continue;
+      const Step& up = steps[writers[0]];
+      if (!up.row_gemv || !up.row_gemv->epilogue.empty() || up.runs || up.bindings.size() != 3 ||
+          up.row_gemv->k > kMaxFoldedRank || up.row_gemv->k >= up.row_gemv->n || contains(wkv.bindings, up.bindings[0]) || contains(wkv.bindings, up.bindings[1]))
+        continue;
+      ups[k] = {up.row_gemv->k, up.row_gemv->shape.b_dtype};
+      writer_of[k] = writers[0];
+    }
+    if (ups.empty()) continue;
+    std::optional<KernelSource> source = wkv.wkv->source(ups);
+    if (!source) continue;
+    std::size_t inputs = wkv.wkv->inputs;
+    std::vector<BufferRef> bindings(wkv.bindings.begin(), wkv.bindings.begin() + static_cast<std::ptrdiff_t>(inputs));
+    std::vector<BufferRef> matrices;
+    for (const auto& [k, up] : ups) {
+      const Step& gemv = steps[writer_of[k]];
+      bindings[k] = gemv.bindings[0];
+      matrices.push_back(gemv.bindings[1]);
+    }
+    bindings.insert(bindings.end(), matrices.begin(), matrices.end());
+    bindings.insert(bindings.end(), wkv.bindings.begin() + static_cast<std::ptrdiff_t>(inputs), wkv.bindings.end());
+    wkv.bindings = std::move(bindings);
+    wkv.launch = wkv.wkv->launch(&pipelines.get(*source));
+    // The up products now run only for the calls the one-kernel wkv does not take.
+    for (const auto& [k, up] : ups) {
+      Step& gemv = steps[writer_of[k]];
+      gemv.runs = [](const CallShape& call) { return call.tokens > kFusedWkvMaxTokens; };
+    }
+  }
+  for (Step& step : steps) step.wkv = nullptr;  // it reads the graph, which does not outlive planning
+}
+
+void fold_norm_mix_into_gemvs(Program& program, PipelineStore& pipelines, const DeviceFeatures& features) {
+  if (!fold_enabled("norm_mix")) return;
+  std::vector<Step>& steps = program.steps;
+  // Each folded step goes just before the GEMV it replaces: its epilogue may read values
+  // computed after the mix.
+  std::vector<std::vector<Step>> before(steps.size());
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    if (!steps[s].norm_mix) continue;
+    std::vector<std::size_t> readers;
+    std::vector<Step> folded = folded_steps(steps, s, pipelines, features, readers);
+    if (folded.empty()) continue;
+    steps[s].runs = narrowed(steps[s].runs, several_tokens);
+    for (std::size_t r = 0; r < readers.size(); ++r) {
+      steps[readers[r]].runs = narrowed(steps[readers[r]].runs, several_tokens);
+      before[readers[r]].push_back(std::move(folded[r]));
+    }
+  }
+  std::vector<Step> rewritten;
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    for (Step& step : before[s]) rewritten.push_back(std::move(step));
+    rewritten.push_back(std::move(steps[s]));
+  }
+  steps = std::move(rewritten);
+}
+
+}  // namespace rwkvc::vulkan
