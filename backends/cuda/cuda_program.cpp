@@ -1,6 +1,7 @@
 #include "backends/cuda/cuda_program.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 
 #include <fmt/format.h>
@@ -393,10 +394,21 @@ class ProgramBuilder {
     }
   }
 
+  // RWKVC_CUDA_HEAD_REDUCTIONS=0 (read once): the one-token wkv kernel re-sums each head
+  // reduction element by element, as before the block reductions (a fallback).
+  static bool head_reductions_enabled() {
+    static const bool enabled = [] {
+      const char* value = std::getenv("RWKVC_CUDA_HEAD_REDUCTIONS");
+      return value == nullptr || std::string(value) != "0";
+    }();
+    return enabled;
+  }
+
   // A one-token call of an RWKV-7 wkv region as one kernel, a block per head: the pre-ops for
   // the head's channels, the recurrence for its rows, then the post-ops (group norm, bonus,
-  // gate), which read only the head's own channels (checked), with barriers between. Null
-  // when the region does not have that form.
+  // gate), which read only the head's own channels (checked), with barriers between; the head
+  // sums they need (the l2 norm before, the group norm's and the bonus after) are block
+  // reductions run once by all the block's threads. Null when the region does not have that form.
   std::optional<Step> wkv7_one_token(const Op& op) {
     const Region& body = *op.region;
     std::span<const TensorType> types = body.values;
@@ -449,10 +461,13 @@ class ProgramBuilder {
       for (ValueId id : inner.results) scope.producer[at(id)] = &inner;
     std::vector<bool> ready(types.size(), false);
     for (std::size_t i = 0; i < body.arguments; ++i) ready[i] = true;
-    ElementCode pre = generate_element_code(scope, before, ready, domain, "a_");
+    // Every reduction here is over one head (checked above), so the block sums each once.
+    std::optional<HeadBlock> head;
+    if (head_reductions_enabled()) head = HeadBlock{H, N, "h"};
+    ElementCode pre = generate_element_code(scope, before, ready, domain, "a_", head);
     for (ValueId id : before) ready[at(id)] = true;
     for (ValueId id : wkv->results) ready[at(id)] = true;
-    ElementCode post = generate_element_code(scope, yields_after, ready, domain, "c_");
+    ElementCode post = generate_element_code(scope, yields_after, ready, domain, "c_", head);
 
     std::string params = "i64 T";
     for (std::size_t o = 0; o < before.size(); ++o) params += fmt::format(", float* a_out{}", o);
@@ -462,13 +477,13 @@ class ProgramBuilder {
     params += ", const float* r, const float* w, const float* k, const float* v, const float* a, const float* b, "
               "const float* s_in, float* s_out, float* y";
     std::string text = fmt::format(
-        "({0}) {{\n  (void)T;\n  kernel_entry();\n  const int h = blockIdx.x;\n  const i64 d0 = 0;\n"
+        "({0}) {{\n  (void)T;\n  kernel_entry();\n  const int h = blockIdx.x;\n  const i64 d0 = 0;\n{4}"
         "  for (int c = threadIdx.x; c < {1}; c += blockDim.x) {{\n    const i64 d1 = (i64)h * {1} + c;\n{2}  }}\n"
         "  __syncthreads();  // the head's vectors are in memory\n"
         "  wkv7_head_one_token<{1}>(h, r, w, k, v, a, b, s_in, s_out, y);\n"
-        "  __syncthreads();  // and its outputs\n"
+        "  __syncthreads();  // and its outputs\n{5}"
         "  for (int c = threadIdx.x; c < {1}; c += blockDim.x) {{\n    const i64 d1 = (i64)h * {1} + c;\n{3}  }}\n}}\n",
-        params, N, pre.body, post.body);
+        params, N, pre.body, post.body, pre.prologue, post.prologue);
     std::uint64_t hash = 0xcbf29ce484222325ull;
     for (char ch : text) hash = (hash ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
     std::string name = fmt::format("wkv7_token_{:016x}", hash);

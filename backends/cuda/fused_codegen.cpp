@@ -5,6 +5,8 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -76,6 +78,13 @@ class Emitter {
   // its row's mean and inverse deviation from a block reduction done once, up front, for each
   // row asked for (row d0, the previous row of a token shift, the last row).
   void use_row_statistics() { row_statistics_ = true; }
+  // A block per head, one token: sums over the block's head go to head_prologue().
+  void use_head_reductions(HeadBlock head) { head_ = std::move(head); }
+  // The head sums, for every thread of the block to run before the per-element loop.
+  std::string head_prologue() const {
+    if (head_prologue_.empty()) return "";
+    return fmt::format("  __shared__ float {}head_scratch[32];\n{}", prefix_, head_prologue_);
+  }
   void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
   const std::string& prefix() const { return prefix_; }
   bool used_row_statistics() const { return !row_stats_.empty(); }
@@ -124,7 +133,7 @@ class Emitter {
   }
 
   void line(const std::string& text) { body_ += std::string(indent_, ' ') + text + "\n"; }
-  std::string fresh(const char* prefix) { return fmt::format("{}{}", prefix, counter_++); }
+  std::string fresh(const std::string& prefix) { return fmt::format("{}{}", prefix, counter_++); }
   void open_scope(const std::string& header) {
     line(header + " {");
     indent_ += 2;
@@ -222,10 +231,19 @@ class Emitter {
                                   : fmt::format("(({} / ({})) % {})", flat, strides[i], dim_text(from[i])));
         return eval(operand(0), source);
       }
-      case OpKind::reduce_sum: return group_sum(operand(0), index, "0", dim_text(shape(operand(0)).back()), "", false);
+      case OpKind::reduce_sum: {
+        Dim width = shape(operand(0)).back();
+        if (is_head_group(operand(0), width)) return head_sum(operand(0), "", false);
+        return group_sum(operand(0), index, "0", dim_text(width), "", false);
+      }
       case OpKind::l2_norm: {
-        auto [base, width] = group_of(op, index.back(), shape(operand(0)).back());
-        std::string squares = group_sum(operand(0), index, base, width, "", true);
+        std::string squares;
+        if (is_head_group(operand(0), shape(operand(0)).back() / op->int_attr("groups"))) {
+          squares = head_sum(operand(0), "", true);
+        } else {
+          auto [base, width] = group_of(op, index.back(), shape(operand(0)).back());
+          squares = group_sum(operand(0), index, base, width, "", true);
+        }
         return fmt::format("{} / fmaxf(sqrtf({}), {})", eval(operand(0), index), squares,
                            float_literal(op->float_attr("eps")));
       }
@@ -239,13 +257,22 @@ class Emitter {
           return fmt::format("({} - {}) * {} * {} + {}", eval(operand(0), index), stats.mean, stats.inv_std,
                              eval(operand(1), channel), eval(operand(2), channel));
         }
-        auto [base, width] = op->kind == OpKind::layer_norm
-                                 ? std::pair<std::string, std::string>{"0", dim_text(shape(operand(0)).back())}
-                                 : group_of(op, index.back(), shape(operand(0)).back());
-        std::string mean = fresh("m");
-        line(fmt::format("const float {} = {} / (float)({});", mean, group_sum(operand(0), index, base, width, "", false),
-                         width));
-        std::string squares = group_sum(operand(0), index, base, width, mean, true);
+        std::string mean, squares, width;
+        if (op->kind == OpKind::group_norm &&
+            is_head_group(operand(0), shape(operand(0)).back() / op->int_attr("groups"))) {
+          width = std::to_string(head_->width);
+          mean = fmt::format("({} / (float)({}))", head_sum(operand(0), "", false), width);
+          squares = head_sum(operand(0), mean, true);
+        } else {
+          std::string base;
+          std::tie(base, width) = op->kind == OpKind::layer_norm
+                                      ? std::pair<std::string, std::string>{"0", dim_text(shape(operand(0)).back())}
+                                      : group_of(op, index.back(), shape(operand(0)).back());
+          mean = fresh("m");
+          line(fmt::format("const float {} = {} / (float)({});", mean,
+                           group_sum(operand(0), index, base, width, "", false), width));
+          squares = group_sum(operand(0), index, base, width, mean, true);
+        }
         Index channel{index.back()};
         return fmt::format("({} - {}) * (1.0f / sqrtf({} / (float)({}) + {})) * {} + {}", eval(operand(0), index), mean,
                            squares, width, float_literal(op->float_attr("eps")), eval(operand(1), channel),
@@ -287,6 +314,59 @@ class Emitter {
     return {base, std::to_string(width)};
   }
 
+  // Element j of the block's head in a value `x` of a head-major layout ([T, C], [C], [T, H, N],
+  // [H, N]; the one token is row 0), or nothing for any other shape.
+  std::optional<Index> head_channel(ValueId x, const std::string& j) const {
+    const Shape& s = shape(x);
+    Dim H = head_->heads, N = head_->width;
+    std::string head = fmt::format("(i64){}", head_->head);
+    std::string channel = fmt::format("({} * {} + {})", head, N, j);
+    if (s == Shape{kSeq, H * N}) return Index{"0", channel};
+    if (s == Shape{H * N}) return Index{channel};
+    if (s == Shape{kSeq, H, N}) return Index{"0", head, j};
+    if (s == Shape{H, N}) return Index{head, j};
+    return std::nullopt;
+  }
+
+  // Whether a sum over groups of `group_width` elements of x's last axis is a sum over the
+  // block's head, so that head_sum() can compute it once for the block.
+  bool is_head_group(ValueId x, Dim group_width) const {
+    return head_ && group_width == head_->width && head_channel(x, "0");
+  }
+
+  // The sum over the block's head of x (squared, less `mean`, if asked), emitted once into the
+  // head prologue: each thread sums its channels, then one block reduction; the result is a
+  // name the prologue declares. `mean` may only name prologue values.
+  std::string head_sum(ValueId x, const std::string& mean, bool squared) {
+    std::string key = fmt::format("{}|{}|{}", x, mean, squared);
+    if (auto found = head_sums_.find(key); found != head_sums_.end()) return found->second;
+    // The prologue is code of its own: set the element body aside (a sum the summand reads is
+    // emitted, complete, ahead of this one).
+    std::string saved_body = std::exchange(body_, "");
+    auto saved_memo = std::exchange(memo_, decltype(memo_)(1));
+    int saved_indent = std::exchange(indent_, 2);
+    // Prologue names carry the prefix: two phases' prologues share the kernel's scope.
+    std::string part = fresh(prefix_ + "head_part"), j = fresh("j");
+    line(fmt::format("float {} = 0.0f;", part));
+    open_scope(fmt::format("for (int {0} = threadIdx.x; {0} < {1}; {0} += blockDim.x)", j, head_->width));
+    std::string v = eval(x, *head_channel(x, j));
+    if (!mean.empty()) {
+      std::string d = fresh("v");
+      line(fmt::format("const float {} = {} - {};", d, v, mean));
+      v = d;
+    }
+    line(squared ? fmt::format("{0} += {1} * {1};", part, v) : fmt::format("{} += {};", part, v));
+    close_scope();
+    std::string sum = fresh(prefix_ + "head_sum");
+    line(fmt::format("const float {} = block_sum({}, {}head_scratch);", sum, part, prefix_));
+    head_prologue_ += body_;
+    body_ = std::move(saved_body);
+    memo_ = std::move(saved_memo);
+    indent_ = saved_indent;
+    head_sums_.emplace(key, sum);
+    return sum;
+  }
+
   // Sum over j < width of x at index with its last axis base + j (squared, less `mean`, if asked).
   std::string group_sum(ValueId x, const Index& index, const std::string& base, const std::string& width,
                         const std::string& mean, bool squared) {
@@ -316,6 +396,9 @@ class Emitter {
   std::string prefix_;  // of the pointer names: `prefix`in0..., `prefix`out0...
   bool row_statistics_ = false;
   std::vector<RowStats> row_stats_;
+  std::optional<HeadBlock> head_;
+  std::string head_prologue_;
+  std::map<std::string, std::string> head_sums_;  // by summand: the prologue's name for the sum
   ValueId register_value_ = kNoValue;
   Index register_index_;
   std::string register_name_;
@@ -452,14 +535,16 @@ EpilogueKernel generate_gemv_epilogue(const CodegenScope& scope, std::span<const
 }
 
 ElementCode generate_element_code(const CodegenScope& scope, std::span<const ValueId> outputs,
-                                  const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix) {
+                                  const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix,
+                                  const std::optional<HeadBlock>& head) {
   for (ValueId id : outputs)
     if (!broadcasts_to(scope.types[static_cast<std::size_t>(id)].shape, domain))
       throw IrError(fmt::format("output %{} does not broadcast to the domain {}", id, to_string(domain)));
   Emitter emitter(scope, materialized);
   emitter.set_prefix(prefix);
+  if (head) emitter.use_head_reductions(*head);
   emit_outputs(emitter, outputs, domain, domain_index(domain));
-  return {emitter.body(), emitter.inputs()};
+  return {emitter.head_prologue(), emitter.body(), emitter.inputs()};
 }
 
 bool is_generatable(OpKind kind) {

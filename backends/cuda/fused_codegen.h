@@ -1,10 +1,12 @@
 // Generated kernels: a set of values computed from already materialised ones by evaluating
 // the ops that define them inline, one thread per element of the largest output (broadcasting
 // by shape). It covers elementwise ops, lerp, token_shift, last_row, reshape, constants and the
-// small reductions (reduce_sum, l2_norm, group_norm, layer_norm, each thread summing its group),
-// which is what kernel regions hold besides matmuls and recurrences.
+// small reductions (reduce_sum, l2_norm, group_norm, layer_norm, each thread summing its group,
+// unless a block per row or head reduces it once), which is what kernel regions hold besides
+// matmuls and recurrences.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,15 +40,28 @@ struct FusedKernel {
 std::vector<FusedKernel> generate_fused(const CodegenScope& scope, std::span<const ValueId> outputs,
                                         const std::vector<bool>& materialized);
 
+// A kernel that runs one token with a block per head of `width` channels (of `heads`), whose
+// every reduction is over its block's head (the caller checks): such sums are block-reduced
+// once, in a prologue all threads run, instead of re-summed element by element by each of the
+// head's elements (a chain of `width` dependent loads per thread).
+struct HeadBlock {
+  Dim heads = 0, width = 0;
+  std::string head;  // the name of the block's head index (an int the caller declares)
+};
+
 // The statements that store each of `outputs` at the point d0, d1, ... of `domain` (variables
 // the caller declares), through pointers `prefix`out0... and reading `prefix`in0... (the
-// materialised `inputs`, in that order): for kernels that lay out their own loops.
+// materialised `inputs`, in that order): for kernels that lay out their own loops. With `head`,
+// `prologue` holds the head's sums: every thread of the block runs it (it has barriers),
+// before the loop over the elements.
 struct ElementCode {
+  std::string prologue;
   std::string body;
   std::vector<ValueId> inputs;
 };
 ElementCode generate_element_code(const CodegenScope& scope, std::span<const ValueId> outputs,
-                                  const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix);
+                                  const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix,
+                                  const std::optional<HeadBlock>& head = std::nullopt);
 
 // A GEMV entry point for one row whose store evaluates `outputs` (a matmul_epilogue region's
 // yields) from the accumulated product (`accumulator`, [1, N] or [N]) and the materialised
