@@ -1,5 +1,6 @@
 #include "tools/bench_report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -84,15 +85,34 @@ json result_json(const ComboResult& r, const BenchSpec& spec) {
   return j;
 }
 
-// Per backend: the ceilings its roofline fractions divide by, and where they came from.
+// The largest of a backend's roofline fractions of one kind (0 when none was measured).
+double largest_fraction(const BenchRun& run, const std::string& backend,
+                        std::optional<double> ComboResult::*fraction) {
+  double largest = 0;
+  for (const ComboResult& r : run.results)
+    if (r.backend == backend && r.skipped.empty() && (r.*fraction)) largest = std::max(largest, *(r.*fraction));
+  return largest;
+}
+
+// Per backend: the ceilings its roofline fractions divide by, and where they came from. A
+// ceiling that a measured rate exceeds is no ceiling (a shared or virtualised CPU can make a
+// peak measurement come out low): the line says so, so that no one reads 400% as a result.
 std::map<std::string, std::string> ceiling_lines(const BenchRun& run) {
   std::map<std::string, std::string> lines;
   for (const ComboResult& r : run.results) {
-    if (!r.skipped.empty()) continue;
+    if (!r.skipped.empty() || lines.contains(r.backend)) continue;
     std::string bandwidth = r.bandwidth ? fmt::format("{:.1f} GB/s ({})", r.bandwidth->value, r.bandwidth->source)
                                         : "not given (--bandwidth-gbs)";
     std::string peak = r.peak ? fmt::format("{:.3f} TFLOP/s ({})", r.peak->value, r.peak->source) : "not given (--peak-tflops)";
-    lines.emplace(r.backend, fmt::format("bandwidth {}; peak {}", bandwidth, peak));
+    std::string line = fmt::format("bandwidth {}; peak {}", bandwidth, peak);
+    const std::pair<const char*, std::optional<double> ComboResult::*> kinds[] = {
+        {"bandwidth", &ComboResult::decode_roofline}, {"peak", &ComboResult::prefill_roofline}};
+    for (const auto& [name, fraction] : kinds)
+      if (double largest = largest_fraction(run, r.backend, fraction); largest > 1.0)
+        line += fmt::format("; WARNING: a measured rate is {:.1f}x the {}, so the {} is not a ceiling on this machine "
+                            "and those fractions mean nothing",
+                            largest, name, name);
+    lines.emplace(r.backend, line);
   }
   return lines;
 }

@@ -136,6 +136,23 @@ TEST_CASE("bench --shape benchmarks random weights of that shape", "[e2e][bench]
   CHECK(j["results"][0]["decode"]["tokens_per_s"].get<double>() > 0);
 }
 
+TEST_CASE("bench warns when a measured rate exceeds the ceiling it is divided by", "[e2e][bench]") {
+  // A peak of 1e-9 TFLOP/s (1 kFLOP/s) is below any machine's prefill rate; 1e6 GB/s is above any bandwidth.
+  fs::path md_path = fresh("low-peak.md");
+  ToolRun low = bench({"--model", kTiny7, "--backends", "cpu", "--peak-tflops", "cpu=1e-9", "--bandwidth-gbs", "cpu=1e6",
+                       "--markdown", md_path.string()});
+  INFO(low.output());
+  REQUIRE(low.exit_code == 0);
+  CHECK(low.out.find("the peak is not a ceiling on this machine") != std::string::npos);
+  CHECK(low.out.find("the bandwidth is not a ceiling") == std::string::npos);
+  CHECK(read_file(md_path).find("the peak is not a ceiling on this machine") != std::string::npos);
+
+  ToolRun sane = bench({"--model", kTiny7, "--backends", "cpu", "--peak-tflops", "cpu=1e6", "--bandwidth-gbs", "cpu=1e6"});
+  INFO(sane.output());
+  REQUIRE(sane.exit_code == 0);
+  CHECK(sane.out.find("WARNING") == std::string::npos);
+}
+
 TEST_CASE("bench refuses a bad --shape naming the item at fault", "[e2e][bench]") {
   expect_refused({"--shape", "rwkv9:L2:D64:V256"}, {"--shape", "unknown architecture 'rwkv9'"});
   expect_refused({"--shape", "rwkv7:L2:V256"}, {"--shape", "missing D"});
