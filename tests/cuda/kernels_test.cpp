@@ -131,13 +131,7 @@ TEST_CASE("CUDA's layer norm + token shift kernel matches the CPU at an odd widt
       HostTensor reference = feed(*cpu, tokens, reference_state, FeedMode::gpt(), true);
       for (FeedMode mode : {FeedMode::gpt(), FeedMode::rnn(), FeedMode::chunked(3)}) {
         INFO("width " << width << ", " << length << " tokens, mode " << mode.name());
-        State state = gpu->new_state();
-        HostTensor logits = feed(*gpu, tokens, state, mode, true);
-        REQUIRE(logits.shape() == reference.shape());
-        Error e = compare(logits.f32(), reference.f32());
-        INFO("max-abs " << e.max_abs << ", relative " << e.relative);
-        CHECK(e.relative <= kF32Tolerance);
-        CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= kF32Tolerance);
+        check_mode_against(*gpu, tokens, mode, reference, reference_state.to_host(), kF32Tolerance);
       }
     }
   }
@@ -156,12 +150,7 @@ TEST_CASE("CUDA's GEMV matches the CPU on long f32 and f16 rows", "[cuda][kernel
     HostTensor reference = feed(*cpu, tokens, reference_state, FeedMode::gpt(), true);
     for (FeedMode mode : {FeedMode::rnn(), FeedMode::chunked(3)}) {
       INFO("'" << pipeline << "', mode " << mode.name());
-      State state = gpu->new_state();
-      HostTensor logits = feed(*gpu, tokens, state, mode, true);
-      REQUIRE(logits.shape() == reference.shape());
-      Error e = compare(logits.f32(), reference.f32());
-      INFO("max-abs " << e.max_abs << ", relative " << e.relative);
-      CHECK(e.relative <= kF32Tolerance);
+      check_mode_against(*gpu, tokens, mode, reference, reference_state.to_host(), kF32Tolerance);
     }
   }
 }
