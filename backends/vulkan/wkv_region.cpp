@@ -1,7 +1,10 @@
 #include "backends/vulkan/wkv_region.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <stdexcept>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -46,8 +49,10 @@ std::string element_index(Place place) {
 // Builds the kernel's per-token body from the region's ops; fails (nullopt) on anything else.
 class WkvKernel {
  public:
-  WkvKernel(const Region& region, std::int64_t heads, std::int64_t n, std::map<std::size_t, LoraUp> ups = {})
-      : region_(region), heads_(heads), n_(n), ups_(std::move(ups)) {}
+  // `split` invocations per state row (1: one invocation per row; more needs subgroup shuffles).
+  WkvKernel(const Region& region, std::int64_t heads, std::int64_t n, std::int64_t split,
+            std::map<std::size_t, LoraUp> ups = {})
+      : region_(region), heads_(heads), n_(n), split_(split), ups_(std::move(ups)) {}
 
   bool add(const Op& op) {
     auto result_place = [&](std::size_t k) { return classify(region_.values[at(op.results[k])].shape, heads_, n_); };
@@ -79,18 +84,18 @@ class WkvKernel {
       statement = fmt::format("float {} = {};", v, x[0]);
     } else if (op.kind == OpKind::l2_norm) {
       if (place->layout != Layout::channel || in.back() / op.int_attr("groups") != n_) return false;
-      statement = fmt::format("float {0}; {{ float x = {1}; {0} = x / max(sqrt(workgroup_sum(x * x)), {2}); }}", v, x[0],
+      statement = fmt::format("float {0}; {{ float x = {1}; {0} = x / max(sqrt(head_sum(x * x)), {2}); }}", v, x[0],
                               glsl_float(op.float_attr("eps")));
     } else if (op.kind == OpKind::group_norm) {
       if (place->layout != Layout::channel || op.int_attr("groups") != heads_) return false;
       statement = fmt::format(
-          "float {0}; {{ float x = {1}; float mean = workgroup_sum(x) / float(N); float d = x - mean;\n"
-          "      {0} = d * (1.0 / sqrt(workgroup_sum(d * d) / float(N) + {4})) * {2} + {3}; }}",
+          "float {0}; {{ float x = {1}; float mean = head_sum(x) / float(N); float d = x - mean;\n"
+          "      {0} = d * (1.0 / sqrt(head_sum(d * d) / float(N) + {4})) * {2} + {3}; }}",
           v, x[0], x[1], x[2], glsl_float(op.float_attr("eps")));
     } else if (op.kind == OpKind::reduce_sum) {
       std::optional<Place> from = classify(in, heads_, n_);
       if (!from || from->layout != Layout::channel || in.back() != n_ || place->layout != Layout::head) return false;
-      statement = fmt::format("float {} = workgroup_sum({});", v, x[0]);
+      statement = fmt::format("float {} = head_sum({});", v, x[0]);
     } else {
       return false;
     }
@@ -108,7 +113,7 @@ class WkvKernel {
     auto name = value(id);
     auto place = classify(region_.values[at(id)].shape, heads_, n_);
     if (!name || !place || place->layout != Layout::channel || !place->per_token) return false;
-    stores_ += fmt::format("    store_out{}(t * C + c, {});\n", k, *name);
+    stores_ += fmt::format("    if (q == 0u) store_out{}(t * C + c, {});\n", k, *name);
     return true;
   }
 
@@ -117,7 +122,9 @@ class WkvKernel {
   ValueId state_input() const { return state_in_; }
 
   KernelSource source(const DeviceFeatures& features, std::size_t outputs) const {
-    GlslBuilder shader(features, fmt::format("wkv region H{} N{} fused {} inputs", heads_, n_, inputs_.size()));
+    std::string label = split_ > 1 ? fmt::format("wkv region split{} H{} N{} fused {} inputs", split_, heads_, n_, inputs_.size())
+                                   : fmt::format("wkv region H{} N{} fused {} inputs", heads_, n_, inputs_.size());
+    GlslBuilder shader(features, label);
     for (std::size_t k = 0; k < inputs_.size(); ++k)
       shader.buffer(fmt::format("in{}", k), region_.values[at(inputs_[k])].dtype, Access::read,
                     ups_.contains(k) && ups_.at(k).rank % 8 == 0);
@@ -125,53 +132,77 @@ class WkvKernel {
     shader.buffer("state_in", DType::f32, Access::read);
     for (std::size_t k = 0; k < outputs; ++k) shader.buffer(fmt::format("out{}", k), DType::f32, Access::write);
     shader.push({"T"});
-    shader.local_size(static_cast<std::uint32_t>(n_));
+    shader.local_size(static_cast<std::uint32_t>(n_ * split_));
     shader.use_workgroup_sum();
     shader.define("N", fmt::format("{}u", n_));
     shader.define("H", fmt::format("{}u", heads_));
     shader.define("C", fmt::format("{}u", heads_ * n_));
+    shader.define("SPLIT", fmt::format("{}u", split_));
+    shader.define("PART", fmt::format("{}u", n_ / split_));
+    if (split_ > 1) {
+      shader.use_subgroups();
+      shader.extension("GL_KHR_shader_subgroup_shuffle");
+      // A row's SPLIT invocations are neighbours in one subgroup: butterfly shuffles close its sums.
+      shader.code(
+          "float row_sum(float x) {\n"
+          "  [[unroll]] for (uint m = 1u; m < SPLIT; m <<= 1) x += subgroupShuffleXor(x, m);\n"
+          "  return x;\n"
+          "}\n");
+    } else {
+      shader.code("float row_sum(float x) { return x; }\n");
+    }
+    // The channel ops run on every invocation of a row (the same value SPLIT times); a head's
+    // sum counts each channel once, from the row's first invocation.
+    shader.code("float head_sum(float x) { return workgroup_sum(gl_LocalInvocationIndex % SPLIT == 0u ? x : 0.0); }\n");
     if (softplus_) shader.code(kSoftplusHelper);
     // A folded LoRA up: channel c of token t is the hidden row t times row c of the up's
-    // transpose ([C, rank]), read 8 at a time when the rank allows.
+    // transpose ([C, rank]), read 8 at a time when the rank allows; a row's invocations take
+    // every SPLIT-th part of the rank.
     for (const auto& [k, up] : ups_) {
       std::string loop = up.rank % 8 == 0 ?
-          fmt::format("  [[unroll]] for (uint d = 0u; d < {0}u; ++d) {{\n"
+          fmt::format("  [[unroll]] for (uint d = q; d < {0}u; d += SPLIT) {{\n"
                       "    vec4 hl, hh, wl, wh;\n"
                       "    load8_in{1}(t * {0}u + d, hl, hh); load8_up{1}(c * {0}u + d, wl, wh);\n"
                       "    s += dot(hl, wl) + dot(hh, wh);\n"
                       "  }}\n", up.rank / 8, k) :
-          fmt::format("  for (uint d = 0u; d < {0}u; ++d) s += load_in{1}(t * {0}u + d) * load_up{1}(c * {0}u + d);\n",
+          fmt::format("  for (uint d = q; d < {0}u; d += SPLIT) s += load_in{1}(t * {0}u + d) * load_up{1}(c * {0}u + d);\n",
                       up.rank, k);
-      shader.code(fmt::format("float lora_up{}(uint t, uint c) {{\n  float s = 0.0;\n{}  return s;\n}}\n", k, loop));
+      shader.code(fmt::format("float lora_up{}(uint t, uint c) {{\n  uint q = gl_LocalInvocationIndex % SPLIT;\n"
+                              "  float s = 0.0;\n{}  return row_sum(s);\n}}\n", k, loop));
     }
-    // The state moves through shared memory when it fits (padded rows, no bank conflicts), so
-    // its loads and stores are coalesced; else each invocation reads its row directly.
-    bool staged = static_cast<std::uint64_t>(n_ * (n_ + 1) + 6 * n_) * 4 + 1024 <= features.shared_memory_bytes;
+    // The state moves through shared memory when it fits, so its loads and stores are
+    // coalesced; rows are padded by SPLIT floats, so a subgroup's reads of its rows' columns
+    // fall in distinct banks. Else each invocation reads its columns directly.
+    std::uint64_t invocations = static_cast<std::uint64_t>(n_ * split_);
+    bool staged = static_cast<std::uint64_t>(n_ * (n_ + split_) + 6 * n_) * 4 + invocations * 4 + 1024 <=
+                  features.shared_memory_bytes;
     std::string load_state = staged ?
-        "  for (uint e = i; e < N * N; e += N) tile[(e / N) * (N + 1u) + e % N] = load_state_in(h * N * N + e);\n"
+        "  for (uint e = lid; e < N * N; e += N * SPLIT) tile[(e / N) * (N + SPLIT) + e % N] = load_state_in(h * N * N + e);\n"
         "  barrier();\n"
-        "  [[unroll]] for (uint j = 0u; j < N; ++j) s[j] = tile[i * (N + 1u) + j];\n" :
-        "  [[unroll]] for (uint j = 0u; j < N; ++j) s[j] = load_state_in(row + j);\n";
+        "  [[unroll]] for (uint jj = 0u; jj < PART; ++jj) s[jj] = tile[i * (N + SPLIT) + jj * SPLIT + q];\n" :
+        "  [[unroll]] for (uint jj = 0u; jj < PART; ++jj) s[jj] = load_state_in(row + jj * SPLIT + q);\n";
     std::string store_state = staged ?
         fmt::format("  barrier();\n"
-                    "  [[unroll]] for (uint j = 0u; j < N; ++j) tile[i * (N + 1u) + j] = s[j];\n"
+                    "  [[unroll]] for (uint jj = 0u; jj < PART; ++jj) tile[i * (N + SPLIT) + jj * SPLIT + q] = s[jj];\n"
                     "  barrier();\n"
-                    "  for (uint e = i; e < N * N; e += N) store_out{}(h * N * N + e, tile[(e / N) * (N + 1u) + e % N]);\n",
+                    "  for (uint e = lid; e < N * N; e += N * SPLIT) store_out{}(h * N * N + e, tile[(e / N) * (N + SPLIT) + e % N]);\n",
                     *state_binding_) :
-        fmt::format("  [[unroll]] for (uint j = 0u; j < N; ++j) store_out{}(row + j, s[j]);\n", *state_binding_);
+        fmt::format("  [[unroll]] for (uint jj = 0u; jj < PART; ++jj) store_out{}(row + jj * SPLIT + q, s[jj]);\n",
+                    *state_binding_);
     shader.code(fmt::format(
         "shared float r_[N], w_[N], k_[N], a_[N], b_[N];\n"
         "{}"
         "void main() {{\n"
-        "  uint h = gl_WorkGroupID.x, i = gl_LocalInvocationIndex, c = h * N + i, row = h * N * N + i * N;\n"
-        "  float s[N];\n"
+        "  uint h = gl_WorkGroupID.x, lid = gl_LocalInvocationIndex, i = lid / SPLIT, q = lid % SPLIT;\n"
+        "  uint c = h * N + i, row = h * N * N + i * N;\n"
+        "  float s[PART];\n"
         "{}"
         "  for (uint t = 0u; t < pc.T; ++t) {{\n"
         "{}{}"
         "  }}\n"
         "{}"
         "}}\n",
-        staged ? "shared float tile[N * (N + 1u)];\n" : "", load_state, body_, stores_, store_state));
+        staged ? "shared float tile[N * (N + SPLIT)];\n" : "", load_state, body_, stores_, store_state));
     return shader.finish();
   }
 
@@ -193,7 +224,8 @@ class WkvKernel {
     return fmt::format("v{}", id);
   }
 
-  // wkv7(r, w, k, v, a, b, state): this invocation's row of the head's state, one token.
+  // wkv7(r, w, k, v, a, b, state): this invocation's columns (j = jj * SPLIT + q) of its row of
+  // the head's state, one token; the row's sums are closed over its SPLIT invocations.
   bool add_recurrence(const Op& op) {
     if (++recurrences_ != 1 || at(op.operands[6]) >= region_.arguments) return false;
     state_in_ = op.operands[6];
@@ -207,16 +239,19 @@ class WkvKernel {
     }
     body_ += fmt::format(
         "    barrier();\n"
-        "    r_[i] = {0}; w_[i] = {1}; k_[i] = {2}; a_[i] = {4}; b_[i] = {5};\n"
+        "    if (q == 0u) {{ r_[i] = {0}; w_[i] = {1}; k_[i] = {2}; a_[i] = {4}; b_[i] = {5}; }}\n"
         "    barrier();\n"
         "    float v{6} = 0.0;\n"
         "    {{\n"
         "      float sa = 0.0;\n"
-        "      [[unroll]] for (uint j = 0u; j < N; ++j) sa += s[j] * a_[j];\n"
-        "      [[unroll]] for (uint j = 0u; j < N; ++j) {{\n"
-        "        s[j] = s[j] * w_[j] + sa * b_[j] + {3} * k_[j];\n"
-        "        v{6} += s[j] * r_[j];\n"
+        "      [[unroll]] for (uint jj = 0u; jj < PART; ++jj) sa += s[jj] * a_[jj * SPLIT + q];\n"
+        "      sa = row_sum(sa);\n"
+        "      [[unroll]] for (uint jj = 0u; jj < PART; ++jj) {{\n"
+        "        uint j = jj * SPLIT + q;\n"
+        "        s[jj] = s[jj] * w_[j] + sa * b_[j] + {3} * k_[j];\n"
+        "        v{6} += s[jj] * r_[j];\n"
         "      }}\n"
+        "      v{6} = row_sum(v{6});\n"
         "    }}\n",
         x[0], x[1], x[2], x[3], x[4], x[5], op.results[0]);
     places_[op.results[0]] = Place{Layout::channel, true};
@@ -224,7 +259,7 @@ class WkvKernel {
   }
 
   const Region& region_;
-  std::int64_t heads_, n_;
+  std::int64_t heads_, n_, split_;
   std::map<std::size_t, LoraUp> ups_;  // by input: inputs computed in the kernel
   std::string body_, stores_;
   std::map<ValueId, Place> places_;
@@ -234,6 +269,23 @@ class WkvKernel {
   int recurrences_ = 0;
   bool softplus_ = false;
 };
+
+// Invocations per state row: RWKVC_VULKAN_WKV_TOKEN_SPLIT (default 4; 0 or 1 keep one
+// invocation per row, the kernel before the split) where the device and the head size allow.
+std::int64_t row_split(const DeviceFeatures& features, std::int64_t n) {
+  std::int64_t split = 4;
+  if (const char* env = std::getenv("RWKVC_VULKAN_WKV_TOKEN_SPLIT"); env != nullptr && *env != '\0') {
+    std::string_view text(env);
+    if (text == "0" || text == "1") return 1;
+    if (text == "2") split = 2;
+    else if (text == "4") split = 4;
+    else if (text == "8") split = 8;
+    else throw std::invalid_argument(fmt::format("RWKVC_VULKAN_WKV_TOKEN_SPLIT='{}': expected 0, 1, 2, 4 or 8", text));
+  }
+  bool fits = features.subgroup_shuffle && features.subgroup_size % split == 0 && n % split == 0 &&
+              n * split <= static_cast<std::int64_t>(features.max_workgroup_invocations);
+  return fits ? split : 1;
+}
 
 }  // namespace
 
@@ -249,7 +301,8 @@ std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeature
   if (n > static_cast<std::int64_t>(features.max_workgroup_invocations) || (!features.subgroup_arithmetic && !power_of_two))
     return std::nullopt;
 
-  WkvKernel kernel(region, heads, n);
+  std::int64_t split = row_split(features, n);
+  WkvKernel kernel(region, heads, n, split);
   for (const Op& inner : region.ops)
     if (!kernel.add(inner)) return std::nullopt;
   for (std::size_t k = 0; k < region.yields.size(); ++k)
@@ -273,8 +326,9 @@ std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeature
   };
   const Region* body = &region;
   std::size_t outputs = results.size();
-  form->source = [body, heads, n, &features, outputs](const std::map<std::size_t, LoraUp>& ups) -> std::optional<KernelSource> {
-    WkvKernel folded(*body, heads, n, ups);
+  form->source = [body, heads, n, split, &features, outputs](const std::map<std::size_t, LoraUp>& ups)
+      -> std::optional<KernelSource> {
+    WkvKernel folded(*body, heads, n, split, ups);
     for (const Op& inner : body->ops)
       if (!folded.add(inner)) return std::nullopt;
     for (std::size_t k = 0; k < body->yields.size(); ++k)

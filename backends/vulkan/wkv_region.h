@@ -1,9 +1,11 @@
-// An RWKV-7 `wkv` region as one kernel for short calls (decode): one workgroup per head, one
-// invocation per channel of the head, walking the tokens. Per token each invocation evaluates
-// the region's ops for its channel in registers (the per-head reductions l2_norm, group_norm and
-// reduce_sum become workgroup sums), runs the recurrence step on its row of the state, and
-// stores the region's outputs. Long calls keep the op-by-op kernels, which spread the
-// elementwise work over every token at once.
+// An RWKV-7 `wkv` region as one kernel for short calls (decode): one workgroup per head, walking
+// the tokens. Per token every invocation evaluates the region's ops for its channel in registers
+// (the per-head reductions l2_norm, group_norm and reduce_sum become workgroup sums), runs the
+// recurrence step on its part of its row of the state, and stores the region's outputs. With
+// subgroup shuffles each row is split over 4 invocations (columns j = 4 jj + q, the row's sums
+// closed with shuffles), so a head has 4 N invocations and a token's step is a chain of N / 4
+// products; RWKVC_VULKAN_WKV_TOKEN_SPLIT picks 1 (one invocation per row), 2, 4 or 8. Long calls
+// keep the op-by-op kernels, which spread the elementwise work over every token at once.
 #pragma once
 
 #include <optional>

@@ -5,12 +5,15 @@
 // calls as one kernel (with RWKVC_VULKAN_FOLDS=norm_mix,lora_up also computing the LoRA ups) (T = 45 is short too: kFusedWkvMaxTokens; 130 takes the op-by-op path
 // and the 128-wide GEMM tiles; its recurrence splits each state row over 4 invocations). Random RWKV-7 models with odd sizes, T in {1, 3, 45, 130}, against the
 // CPU running the same graph; the profile's kernel labels show each fused kernel really ran.
+// The one-token wkv kernel with its state rows split over 2, 4 or 8 invocations (and with one
+// per row, RWKVC_VULKAN_WKV_TOKEN_SPLIT=0) runs two one-token calls at head sizes 16, 32 and 64.
 #include <algorithm>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include "backends/feed_mode.h"
+#include "backends/vulkan/device.h"
 #include "frontend/random_model.h"
 #include "vulkan_test_support.h"
 
@@ -113,6 +116,55 @@ void check_fused(Backend& vulkan, Model model, const std::string& pipeline, doub
   CHECK(ran(exe, "wkv7 split") == folds_norm_mix);
 }
 
+
+// Sets RWKVC_VULKAN_WKV_TOKEN_SPLIT (invocations per state row of the one-token wkv kernel,
+// read when a graph is compiled) for the scope's lifetime; "" leaves the default.
+class TokenSplit {
+ public:
+  explicit TokenSplit(const char* value) {
+    if (*value != '\0') ::setenv("RWKVC_VULKAN_WKV_TOKEN_SPLIT", value, 1);
+  }
+  ~TokenSplit() { ::unsetenv("RWKVC_VULKAN_WKV_TOKEN_SPLIT"); }
+};
+
+// The split the one-token wkv kernel should use on device 0 when `wanted` is asked: rows split
+// only with subgroup shuffles, over neighbours of one subgroup, within one workgroup.
+std::int64_t expected_split(std::int64_t wanted, std::int64_t head_size) {
+  auto device = vulkan::Device::open(vulkan::Instance::create(), 0);
+  const vulkan::DeviceFeatures& f = device->features();
+  bool fits = wanted > 1 && f.subgroup_shuffle && f.subgroup_size % wanted == 0 && head_size % wanted == 0 &&
+              head_size * wanted <= static_cast<std::int64_t>(f.max_workgroup_invocations);
+  return fits ? wanted : 1;
+}
+
+// Two one-token calls (the second from the non-zero state the first left), logits and state
+// against the CPU after each; the second is profiled, and its wkv region kernel must be the
+// one with `split` invocations per state row (1: the kernel with one invocation per row).
+void check_token_calls(Backend& vulkan, Model model, const std::string& pipeline, double tolerance, std::int64_t split) {
+  TwoBackends both = compile_both(vulkan, std::move(model), pipeline);
+  check_spirv_valid(*both.vulkan);
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  State reference_state = both.cpu->new_state(), state = exe.new_state();
+  auto tokens = random_tokens(2, both.model.config.vocab, 31);
+  for (std::size_t call = 0; call < 2; ++call) {
+    INFO(both.model.path << ", passes '" << pipeline << "', one-token call " << call + 1);
+    std::vector<std::int32_t> token{tokens[call]};
+    HostTensor reference = both.cpu->forward(token, reference_state, {});
+    exe.set_profiling(call == 1);
+    HostTensor logits = exe.forward(token, state, {.time_on_device = call == 1});
+    exe.set_profiling(false);
+    Error e = compare(logits.f32(), reference.f32());
+    INFO("logits: max-abs " << e.max_abs << ", relative " << e.relative);
+    CHECK(e.relative <= tolerance);
+    CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
+  }
+  if (exe.step_times().empty()) return;  // a device that cannot time
+  INFO("expected rows split over " << split << " invocations");
+  CHECK(ran(exe, "wkv region"));
+  CHECK(ran(exe, fmt::format("wkv region split{} ", split)) == (split > 1));
+  CHECK(ran(exe, "wkv region split") == (split > 1));
+  CHECK(!ran(exe, "l2_norm"));
+}
 }  // namespace
 
 TEST_CASE("Fused Vulkan kernels match the CPU on odd RWKV-7 sizes", "[vulkan][fused]") {
@@ -139,6 +191,37 @@ TEST_CASE("Fused Vulkan kernels without subgroup arithmetic or 16-bit storage ma
   check_fused(*vulkan, odd_model(40, 8, 24), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, false);
   Folds ups("norm_mix,lora_up");  // the ups fold does not need subgroups
   check_fused(*vulkan, odd_model(40, 8, 28), o2, kF32Tolerance, false, true);
+}
+
+TEST_CASE("The one-token wkv region kernel with split state rows matches the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  // Head sizes 16, 32, 64 with 3 or 5 heads; the default split (4), 8 (a whole lavapipe
+  // subgroup per row), 2, and 0 (the kernel with one invocation per row, kept for comparison).
+  struct Case {
+    const char* env;
+    std::int64_t wanted;
+  };
+  for (Case split : {Case{"", 4}, Case{"8", 8}, Case{"2", 2}, Case{"0", 1}}) {
+    TokenSplit scope(split.env);
+    for (auto [embd, head_size] : {std::pair{48, 16}, std::pair{160, 32}, std::pair{192, 64}}) {
+      INFO("RWKVC_VULKAN_WKV_TOKEN_SPLIT='" << split.env << "', C " << embd << ", N " << head_size);
+      check_token_calls(*vulkan, odd_model(embd, head_size, 40 + static_cast<std::uint64_t>(head_size)), o2,
+                        kF32Tolerance, expected_split(split.wanted, head_size));
+    }
+  }
+  // f16 and bf16 weights, and the LoRA ups folded into the split kernel (their sums split too).
+  check_token_calls(*vulkan, odd_model(160, 32, 51), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance,
+                    expected_split(4, 32));
+  check_token_calls(*vulkan, odd_model(192, 64, 52), o2 + "," + passes::precision_step(DType::bf16), kBf16Tolerance,
+                    expected_split(4, 64));
+  Folds ups("norm_mix,lora_up");
+  check_token_calls(*vulkan, odd_model(160, 32, 53), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance,
+                    expected_split(4, 32));
+  TokenSplit eight("8");
+  check_token_calls(*vulkan, odd_model(48, 16, 54), o2, kF32Tolerance, expected_split(8, 16));
 }
 
 TEST_CASE("Fused Vulkan kernels match the CPU on rows of more than 1024 channels", "[vulkan][fused]") {
