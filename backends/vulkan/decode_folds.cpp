@@ -23,8 +23,9 @@ constexpr std::string_view kDefaultFolds = "norm_mix";
 // each invocation reads its channel's row of the up matrix (a LoRA rank, not a projection).
 constexpr std::int64_t kMaxFoldedRank = 256;
 
-// RWKVC_VULKAN_FOLDS: the folds to run, comma-separated ("norm_mix", "lora_up"; "none"), by
-// default kDefaultFolds.
+// RWKVC_VULKAN_FOLDS: the folds to run, comma-separated ("norm_mix", "lora_up", "chain" (with
+// norm_mix: a folded GEMV runs its only reader GEMV's share too); "none"), by default
+// kDefaultFolds.
 bool fold_enabled(std::string_view fold) {
   const char* chosen = std::getenv("RWKVC_VULKAN_FOLDS");
   std::string_view list = chosen != nullptr ? std::string_view(chosen) : kDefaultFolds;
@@ -54,10 +55,42 @@ std::function<bool(const CallShape&)> narrowed(std::function<bool(const CallShap
 bool one_token(const CallShape& call) { return call.tokens == 1; }
 bool several_tokens(const CallShape& call) { return call.tokens != 1; }
 
+// The row GEMV that is the only reader of `product` (N = n values), taking it as its whole
+// input row and reading it nowhere else, with a graph weight (one the executable can upload
+// transposed): the second product a folded GEMV can chain into; else nothing.
+std::optional<std::size_t> chain_target(const Program& program, std::size_t writer, const BufferRef& product,
+                                        std::int64_t n) {
+  const std::vector<Step>& steps = program.steps;
+  std::optional<std::size_t> found;
+  for (std::size_t s = 0; s < steps.size(); ++s) {
+    if (s == writer) continue;
+    std::vector<BufferRef> reads = reads_of(steps[s]);
+    if (!contains(reads, product)) continue;
+    const Step& second = steps[s];
+    if (found || !second.row_gemv || second.row_gemv->k != n || second.bindings[0] != product ||
+        std::count(reads.begin(), reads.end(), product) != 1 || second.writes != 1 ||
+        second.bindings[1].kind != BufferRef::Kind::weight || second.bindings[1].index >= program.graph_weights)
+      return std::nullopt;
+    found = s;
+  }
+  return found;
+}
+
+// A step that runs instead of another for one-token calls, placed before `before`.
+struct Replacement {
+  std::size_t before;
+  Step step;
+};
+
 // The folded steps for the mix at `mix_index`, or none when one of its per-row outputs has a
-// reader that is not a row GEMV taking it as its whole input row.
-std::vector<Step> folded_steps(std::vector<Step>& steps, std::size_t mix_index, PipelineStore& pipelines,
-                               const DeviceFeatures& features, std::vector<std::size_t>& readers_out) {
+// reader that is not a row GEMV taking it as its whole input row. With `chain`, a folded GEMV
+// whose product only another row GEMV reads (the FFN key, then value) also runs that second
+// product's share of its rows (gemv_norm_mix_kernel's chain), and `sums` gets the step that
+// adds the partials up in place of the second GEMV.
+std::vector<Step> folded_steps(Program& program, std::size_t mix_index, PipelineStore& pipelines,
+                               const DeviceFeatures& features, std::vector<std::size_t>& readers_out, bool chain,
+                               std::vector<Replacement>& sums) {
+  std::vector<Step>& steps = program.steps;
   const Step& mix = steps[mix_index];
   const NormMixShape& shape = mix.norm_mix->folded;
   if (!gemv_norm_mix_fits(features, shape.width) || mix.writes != shape.outputs.size()) return {};
@@ -88,25 +121,58 @@ std::vector<Step> folded_steps(std::vector<Step>& steps, std::size_t mix_index, 
     if (!shape.per_row[k]) last_rows.push_back(mix.bindings[first_output + k]);
   std::vector<Step> folded;
   for (std::size_t r = 0; r < readers.size(); ++r) {
-    const Step& reader = steps[readers[r].step];
-    const RowGemvForm& gemv = *reader.row_gemv;
+    std::size_t reader_index = readers[r].step;
+    const RowGemvForm gemv = *steps[reader_index].row_gemv;
+    std::vector<BufferRef> reader_bindings = steps[reader_index].bindings;
+    std::function<bool(const CallShape&)> reader_runs = steps[reader_index].runs;
     bool stores_last_rows = r == 0 && !last_rows.empty();
-    const Pipeline* pipeline = &pipelines.get(
-        gemv_norm_mix_kernel(features, gemv.shape, gemv.epilogue, shape, mix.norm_mix->uses_softplus, readers[r].output,
-                             stores_last_rows));
-    std::vector<BufferRef> bindings = inputs;
-    bindings.insert(bindings.end(), reader.bindings.begin() + 1, reader.bindings.end());  // B, epilogue inputs, out
-    if (stores_last_rows) bindings.insert(bindings.end(), last_rows.begin(), last_rows.end());
-    std::size_t writes = 1 + (stores_last_rows ? last_rows.size() : 0);
     auto n = static_cast<std::uint32_t>(gemv.n), k = static_cast<std::uint32_t>(gemv.k);
     std::uint32_t rows = gemv_norm_mix_rows(features, gemv.n);
     std::uint32_t groups = std::min<std::uint32_t>((n + rows - 1) / rows, features.max_workgroup_count_x);
+
+    // Only a widening product chains (the FFN key: C -> F, then back): its rows' values are
+    // the larger intermediate, and its second product the larger matrix to read.
+    std::optional<std::size_t> second;
+    if (chain && gemv.n > gemv.k && groups * static_cast<std::uint64_t>(rows) >= n &&
+        static_cast<std::uint64_t>(shape.width) * 4 + 1024 + (rows + 7) / 8 * 8 * 4 <= features.shared_memory_bytes)
+      second = chain_target(program, reader_index, reader_bindings.back(), gemv.n);
+    std::vector<BufferRef> bindings = inputs;
+    std::size_t writes = 1 + (stores_last_rows ? last_rows.size() : 0);
+    const Pipeline* pipeline = nullptr;
+    if (second) {
+      // The reader's B and epilogue inputs; the second matrix's transpose; the partials.
+      const Step& next = steps[*second];
+      GemvChain shape_of_chain{next.row_gemv->shape.b_dtype, next.row_gemv->n, rows};
+      pipeline = &pipelines.get(gemv_norm_mix_kernel(features, gemv.shape, gemv.epilogue, shape, mix.norm_mix->uses_softplus,
+                                                     readers[r].output, stores_last_rows, &shape_of_chain));
+      bindings.insert(bindings.end(), reader_bindings.begin() + 1, reader_bindings.end() - 1);
+      bindings.push_back(program.transposed(next.bindings[1].index));
+      BufferRef partials{BufferRef::Kind::activation, static_cast<std::uint32_t>(program.activations.size())};
+      program.activations.push_back({{TensorType{DType::f32, Shape{static_cast<Dim>(groups) * next.row_gemv->n}}}});
+      bindings.push_back(partials);
+
+      std::vector<BufferRef> sum_bindings{partials};
+      sum_bindings.insert(sum_bindings.end(), next.bindings.begin() + 2, next.bindings.end());
+      const Pipeline* sum = &pipelines.get(gemv_chain_sum_kernel(features, next.row_gemv->epilogue));
+      auto outputs = static_cast<std::uint32_t>(next.row_gemv->n);
+      std::uint32_t sum_groups = (outputs + gemv_chain_sum_columns() - 1) / gemv_chain_sum_columns();
+      sums.push_back({*second, Step{sum_bindings, 1,
+                                    [sum, outputs, groups, sum_groups](const CallShape&) {
+                                      return Launch{sum, {sum_groups, 1, 1}, {outputs, groups, 1u}};
+                                    },
+                                    narrowed(next.runs, one_token)}});
+    } else {
+      pipeline = &pipelines.get(gemv_norm_mix_kernel(features, gemv.shape, gemv.epilogue, shape,
+                                                     mix.norm_mix->uses_softplus, readers[r].output, stores_last_rows));
+      bindings.insert(bindings.end(), reader_bindings.begin() + 1, reader_bindings.end());  // B, epilogue inputs, out
+    }
+    if (stores_last_rows) bindings.insert(bindings.end(), last_rows.begin(), last_rows.end());
     folded.push_back({bindings, writes,
                       [pipeline, n, k, rows, groups](const CallShape&) {
                         return Launch{pipeline, {groups, 1, 1}, {1u, n, k, 0u, 1u, rows}};
                       },
-                      narrowed(reader.runs, one_token)});
-    readers_out.push_back(readers[r].step);
+                      narrowed(reader_runs, one_token)});
+    readers_out.push_back(reader_index);
   }
   return folded;
 }
@@ -177,18 +243,24 @@ void fold_lora_ups_into_wkv(Program& program, PipelineStore& pipelines) {
 void fold_norm_mix_into_gemvs(Program& program, PipelineStore& pipelines, const DeviceFeatures& features) {
   if (!fold_enabled("norm_mix")) return;
   std::vector<Step>& steps = program.steps;
+  bool chain = fold_enabled("chain");
   // Each folded step goes just before the GEMV it replaces: its epilogue may read values
   // computed after the mix.
   std::vector<std::vector<Step>> before(steps.size());
   for (std::size_t s = 0; s < steps.size(); ++s) {
     if (!steps[s].norm_mix) continue;
     std::vector<std::size_t> readers;
-    std::vector<Step> folded = folded_steps(steps, s, pipelines, features, readers);
+    std::vector<Replacement> sums;
+    std::vector<Step> folded = folded_steps(program, s, pipelines, features, readers, chain, sums);
     if (folded.empty()) continue;
     steps[s].runs = narrowed(steps[s].runs, several_tokens);
     for (std::size_t r = 0; r < readers.size(); ++r) {
       steps[readers[r]].runs = narrowed(steps[readers[r]].runs, several_tokens);
       before[readers[r]].push_back(std::move(folded[r]));
+    }
+    for (Replacement& sum : sums) {
+      steps[sum.before].runs = narrowed(steps[sum.before].runs, several_tokens);
+      before[sum.before].push_back(std::move(sum.step));
     }
   }
   std::vector<Step> rewritten;

@@ -1,5 +1,6 @@
 #include "backends/vulkan/device.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -73,6 +74,7 @@ DeviceFeatures query_features(VkPhysicalDevice physical) {
   out.max_workgroup_invocations = limits.maxComputeWorkGroupInvocations;
   out.max_workgroup_count_x = limits.maxComputeWorkGroupCount[0];
   out.max_storage_buffer_range = limits.maxStorageBufferRange;
+  out.max_storage_buffers = std::min(limits.maxPerStageDescriptorStorageBuffers, limits.maxDescriptorSetStorageBuffers);
   out.timestamp_period_ns = limits.timestampPeriod;
 
   std::uint32_t count = 0;

@@ -36,6 +36,7 @@ struct DeviceFeatures {
   std::uint32_t max_workgroup_invocations = 128;
   std::uint32_t max_workgroup_count_x = 65535;
   std::uint64_t max_storage_buffer_range = 1u << 27;
+  std::uint32_t max_storage_buffers = 4;  // bound to one kernel (per stage and per set)
   std::uint32_t timestamp_bits = 0;  // 0: the queue cannot time
   float timestamp_period_ns = 1.0f;
 };

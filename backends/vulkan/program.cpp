@@ -1,8 +1,11 @@
 #include "backends/vulkan/program.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <map>
+#include <stdexcept>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -206,6 +209,43 @@ void lower_region(Program& program, PipelineStore& pipelines, const DeviceFeatur
       program.steps[i].runs = [](const CallShape& call) { return call.tokens > kFusedWkvMaxTokens; };
 }
 
+// The new state goes into the state's own buffers through kernels (state_copy_kernel, at most
+// max_storage_buffers / 2 and 128 slots each), steps that the schedule places after every reader of
+// the old state; a transfer command per slot cost ~4 us each on the H100 (run 4). A slot whose
+// new value is not an activation keeps the executable's transfer.
+// RWKVC_VULKAN_STATE_COPY=transfer keeps a transfer per slot for every slot (for comparison).
+void copy_new_state_in_kernels(Program& program, PipelineStore& pipelines, const DeviceFeatures& features,
+                               const Graph& graph) {
+  if (const char* env = std::getenv("RWKVC_VULKAN_STATE_COPY"); env != nullptr && *env != '\0') {
+    std::string_view how(env);
+    if (how == "transfer") return;
+    if (how != "kernel")
+      throw std::invalid_argument(fmt::format("RWKVC_VULKAN_STATE_COPY='{}': expected kernel or transfer", how));
+  }
+  std::size_t per_kernel = std::clamp<std::size_t>(features.max_storage_buffers / 2, 1, 128);
+  std::vector<std::size_t> slots;
+  for (std::size_t i = 0; i < program.state_outputs.size(); ++i)
+    if (program.state_outputs[i].kind == BufferRef::Kind::activation) slots.push_back(i);
+  for (std::size_t begin = 0; begin < slots.size(); begin += per_kernel) {
+    std::size_t end = std::min(slots.size(), begin + per_kernel);
+    std::vector<BufferRef> bindings, targets;
+    std::vector<std::int64_t> lengths;
+    for (std::size_t k = begin; k < end; ++k) {
+      auto slot = static_cast<std::uint32_t>(slots[k]);
+      bindings.push_back(program.state_outputs[slot]);
+      targets.push_back({BufferRef::Kind::state, slot});
+      lengths.push_back(graph.type(graph.states[slot].input).shape.numel());
+      program.state_outputs[slot] = targets.back();
+    }
+    bindings.insert(bindings.end(), targets.begin(), targets.end());
+    const Pipeline* pipeline = &pipelines.get(state_copy_kernel(features, lengths));
+    std::uint32_t groups = state_copy_groups(lengths), count = static_cast<std::uint32_t>(end - begin);
+    program.steps.push_back({bindings, end - begin, [pipeline, groups, count](const CallShape&) {
+                               return Launch{pipeline, {groups, count, 1}, {}};
+                             }});
+  }
+}
+
 // Reorders the steps by dependency depth (a stable sort, so every step still follows what it
 // reads, overwrites or rewrites): the projections and LoRA products of a block, which the
 // lowering interleaves with the steps that consume them, end up side by side, and the
@@ -341,8 +381,9 @@ Program plan_program(const Graph& graph, PipelineStore& pipelines, const DeviceF
 
   fold_lora_ups_into_wkv(program, pipelines);
   fold_norm_mix_into_gemvs(program, pipelines, features);
-  std::vector<int> depth = schedule_by_depth(program.steps);
   for (const StateDecl& state : graph.states) program.state_outputs.push_back(*top.where(state.output));
+  copy_new_state_in_kernels(program, pipelines, features, graph);
+  std::vector<int> depth = schedule_by_depth(program.steps);
   const Shape& logits = graph.type(graph.logits).shape;
   program.logits = *top.where(graph.logits);
   pack_activations(program, depth);

@@ -338,6 +338,8 @@ HostTensor VulkanExecutable::forward(std::span<const std::int32_t> tokens, State
     stats_.device_seconds = seconds(ticks[0], ticks[1]);
     for (std::size_t i = 0; i < step_labels_.size(); ++i)
       step_times_.push_back({step_labels_[i], seconds(ticks[i == 0 ? 0 : 1 + i], ticks[2 + i])});
+    if (!step_labels_.empty())
+      step_times_.push_back({std::string(kCopiesLabel), seconds(ticks[1 + step_labels_.size()], ticks[1])});
   }
 
   logits_.invalidate();

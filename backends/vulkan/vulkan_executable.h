@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/backend.h"
@@ -37,7 +39,10 @@ class VulkanExecutable final : public Executable {
 
   // Profiling for the speed probe: with it on, each later forward call (with time_on_device)
   // times every step; step_times() gives them in launch order, labelled by kernel and push
-  // constants. Steps that overlap (no barrier between them) share their time unevenly.
+  // constants. Steps that overlap (no barrier between them) share their time unevenly. The
+  // last entry, kCopiesLabel, is the tail after the last kernel: the transfers of the logits
+  // and of any new state that no kernel copies (RWKVC_VULKAN_STATE_COPY=transfer: all of it).
+  static constexpr std::string_view kCopiesLabel = "transfers after the last kernel";
   struct StepTime {
     std::string label;
     double seconds;

@@ -37,11 +37,12 @@ std::optional<Place> classify(const Shape& shape, std::int64_t heads, std::int64
   return std::nullopt;
 }
 
-std::string element_index(Place place) {
+// The element's index for token `t` (a GLSL expression).
+std::string element_index(Place place, std::string_view t = "t") {
   switch (place.layout) {
-    case Layout::channel: return place.per_token ? "t * C + c" : "c";
-    case Layout::head: return place.per_token ? "t * H + h" : "h";
-    case Layout::scalar: return place.per_token ? "t" : "0u";
+    case Layout::channel: return place.per_token ? fmt::format("{} * C + c", t) : "c";
+    case Layout::head: return place.per_token ? fmt::format("{} * H + h", t) : "h";
+    case Layout::scalar: return place.per_token ? std::string(t) : "0u";
   }
   return "0u";
 }
@@ -50,9 +51,11 @@ std::string element_index(Place place) {
 class WkvKernel {
  public:
   // `split` invocations per state row (1: one invocation per row; more needs subgroup shuffles).
-  WkvKernel(const Region& region, std::int64_t heads, std::int64_t n, std::int64_t split,
+  // `prefetch`: each token's loaded inputs are read one token ahead (the first token's before
+  // the state), so their latency overlaps the state's load or the previous token's step.
+  WkvKernel(const Region& region, std::int64_t heads, std::int64_t n, std::int64_t split, bool prefetch,
             std::map<std::size_t, LoraUp> ups = {})
-      : region_(region), heads_(heads), n_(n), split_(split), ups_(std::move(ups)) {}
+      : region_(region), heads_(heads), n_(n), split_(split), prefetch_(prefetch), ups_(std::move(ups)) {}
 
   bool add(const Op& op) {
     auto result_place = [&](std::size_t k) { return classify(region_.values[at(op.results[k])].shape, heads_, n_); };
@@ -124,6 +127,7 @@ class WkvKernel {
   KernelSource source(const DeviceFeatures& features, std::size_t outputs) const {
     std::string label = split_ > 1 ? fmt::format("wkv region split{} H{} N{} fused {} inputs", split_, heads_, n_, inputs_.size())
                                    : fmt::format("wkv region H{} N{} fused {} inputs", heads_, n_, inputs_.size());
+    if (!prefetch_first_.empty()) label += " prefetched";
     GlslBuilder shader(features, label);
     for (std::size_t k = 0; k < inputs_.size(); ++k)
       shader.buffer(fmt::format("in{}", k), region_.values[at(inputs_[k])].dtype, Access::read,
@@ -189,6 +193,8 @@ class WkvKernel {
                     *state_binding_) :
         fmt::format("  [[unroll]] for (uint jj = 0u; jj < PART; ++jj) store_out{}(row + jj * SPLIT + q, s[jj]);\n",
                     *state_binding_);
+    std::string prefetch_loop = prefetch_first_.empty() ? "" :
+        prefetch_take_ + "    if (t + 1u < pc.T) {\n      uint tn = t + 1u;\n" + prefetch_next_ + "    }\n";
     shader.code(fmt::format(
         "shared float r_[N], w_[N], k_[N], a_[N], b_[N];\n"
         "{}"
@@ -196,13 +202,14 @@ class WkvKernel {
         "  uint h = gl_WorkGroupID.x, lid = gl_LocalInvocationIndex, i = lid / SPLIT, q = lid % SPLIT;\n"
         "  uint c = h * N + i, row = h * N * N + i * N;\n"
         "  float s[PART];\n"
-        "{}"
-        "  for (uint t = 0u; t < pc.T; ++t) {{\n"
         "{}{}"
+        "  for (uint t = 0u; t < pc.T; ++t) {{\n"
+        "{}{}{}"
         "  }}\n"
         "{}"
         "}}\n",
-        staged ? "shared float tile[N * (N + SPLIT)];\n" : "", load_state, body_, stores_, store_state));
+        staged ? "shared float tile[N * (N + SPLIT)];\n" : "", prefetch_first_, load_state, prefetch_loop,
+        body_, stores_, store_state));
     return shader.finish();
   }
 
@@ -216,6 +223,11 @@ class WkvKernel {
     if (ups_.contains(inputs_.size())) {
       if (place->layout != Layout::channel || !place->per_token) return std::nullopt;
       body_ += fmt::format("    float v{} = lora_up{}(t, c);\n", id, inputs_.size());
+    } else if (prefetch_) {
+      std::size_t k = inputs_.size();
+      prefetch_first_ += fmt::format("  float p{} = load_in{}({});\n", id, k, element_index(*place, "0u"));
+      prefetch_take_ += fmt::format("    float v{0} = p{0};\n", id);
+      if (place->per_token) prefetch_next_ += fmt::format("      p{} = load_in{}({});\n", id, k, element_index(*place, "tn"));
     } else {
       body_ += fmt::format("    float v{} = load_in{}({});\n", id, inputs_.size(), element_index(*place));
     }
@@ -260,8 +272,10 @@ class WkvKernel {
 
   const Region& region_;
   std::int64_t heads_, n_, split_;
+  bool prefetch_;
   std::map<std::size_t, LoraUp> ups_;  // by input: inputs computed in the kernel
   std::string body_, stores_;
+  std::string prefetch_first_, prefetch_take_, prefetch_next_;  // the loaded inputs, one token ahead
   std::map<ValueId, Place> places_;
   std::vector<ValueId> inputs_;
   ValueId state_in_ = kNoValue, state_out_ = kNoValue;
@@ -287,6 +301,17 @@ std::int64_t row_split(const DeviceFeatures& features, std::int64_t n) {
   return fits ? split : 1;
 }
 
+// Whether the one-token-at-a-time wkv kernel reads its inputs a token ahead:
+// RWKVC_VULKAN_WKV_PREFETCH=0|1 (default 0).
+bool input_prefetch() {
+  const char* env = std::getenv("RWKVC_VULKAN_WKV_PREFETCH");
+  if (env == nullptr || *env == '\0') return false;
+  std::string_view text(env);
+  if (text != "0" && text != "1")
+    throw std::invalid_argument(fmt::format("RWKVC_VULKAN_WKV_PREFETCH='{}': expected 0 or 1", text));
+  return text == "1";
+}
+
 }  // namespace
 
 std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeatures& features, const Op& op,
@@ -302,7 +327,8 @@ std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeature
     return std::nullopt;
 
   std::int64_t split = row_split(features, n);
-  WkvKernel kernel(region, heads, n, split);
+  bool prefetch = input_prefetch();
+  WkvKernel kernel(region, heads, n, split, prefetch);
   for (const Op& inner : region.ops)
     if (!kernel.add(inner)) return std::nullopt;
   for (std::size_t k = 0; k < region.yields.size(); ++k)
@@ -326,9 +352,9 @@ std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeature
   };
   const Region* body = &region;
   std::size_t outputs = results.size();
-  form->source = [body, heads, n, split, &features, outputs](const std::map<std::size_t, LoraUp>& ups)
+  form->source = [body, heads, n, split, prefetch, &features, outputs](const std::map<std::size_t, LoraUp>& ups)
       -> std::optional<KernelSource> {
-    WkvKernel folded(*body, heads, n, split, ups);
+    WkvKernel folded(*body, heads, n, split, prefetch, ups);
     for (const Op& inner : body->ops)
       if (!folded.add(inner)) return std::nullopt;
     for (std::size_t k = 0; k < body->yields.size(); ++k)

@@ -3,7 +3,8 @@
 // (RWKVC_SPEED_SHAPES, default "12x768"; layers x embedding), decode and prefill device time,
 // the decode roofline ratio against a device-to-device copy of 1 GiB timed in the same run,
 // the kernels that take the most decode time, the decode with other decode folds
-// (RWKVC_SPEED_FOLDS), the prefill with the cooperative-matrix GEMM, and (with
+// (RWKVC_SPEED_FOLDS) or other settings (RWKVC_SPEED_VARIANTS), the prefill with the
+// cooperative-matrix GEMM (RWKVC_SPEED_COOPMAT=0 skips it), and (with
 // RWKVC_SPEED_COLD_COMPILE) a first -O0 compile. It asserts only that times were measured.
 #include <algorithm>
 #include <chrono>
@@ -11,7 +12,9 @@
 #include <filesystem>
 #include <unistd.h>
 #include <map>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -136,6 +139,62 @@ void compare_folds(Backend& vulkan, const Graph& graph, const WeightMap& weights
   }
 }
 
+// Sets environment variables ("NAME=value NAME2=value2") for the scope's lifetime.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::string& assignments) {
+    std::istringstream list(assignments);
+    std::string item;
+    while (list >> item) {
+      std::size_t equals = item.find('=');
+      std::string name = item.substr(0, equals), value = equals == std::string::npos ? "" : item.substr(equals + 1);
+      const char* old = std::getenv(name.c_str());
+      saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+      ::setenv(name.c_str(), value.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it)
+      if (it->second) ::setenv(it->first.c_str(), it->second->c_str(), 1); else ::unsetenv(it->first.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// The same decode compiled under other settings (RWKVC_SPEED_VARIANTS: variants separated by
+// ';', each a space-separated list of NAME=value, e.g.
+// "RWKVC_VULKAN_WKV_TOKEN_SPLIT=0;RWKVC_VULKAN_GEMV=unroll=16 RWKVC_VULKAN_FOLDS=none"):
+// time per token, kernels, barriers and the costliest kernels of one profiled step.
+void compare_variants(Backend& vulkan, const Graph& graph, const WeightMap& weights, double by_default) {
+  const char* variants = std::getenv("RWKVC_SPEED_VARIANTS");
+  std::istringstream list(variants ? variants : "");
+  std::string variant;
+  while (std::getline(list, variant, ';')) {
+    std::unique_ptr<Executable> exe;
+    {
+      ScopedEnv scope(variant);
+      exe = vulkan.compile(graph, weights);
+    }
+    double seconds = decode_seconds(*exe);
+    auto& profiled = dynamic_cast<vulkan::VulkanExecutable&>(*exe);
+    fmt::print("  variant '{}': decode {:.3f} ms/token ({:.0f} tokens/s, {} kernels, {} barriers; {:+.1f}% against the "
+               "default's {:.3f} ms)\n",
+               variant, seconds * 1e3, 1.0 / seconds, exe->stats().kernels_per_forward, profiled.barriers_per_forward(),
+               100.0 * (seconds / by_default - 1.0), by_default * 1e3);
+    profiled.set_profiling(true);
+    State state = exe->new_state();
+    for (int i = 0; i < 3; ++i) {
+      std::int32_t token = 7 + i;
+      exe->forward(std::span(&token, 1), state, {.time_on_device = true});
+    }
+    profiled.set_profiling(false);
+    print_profile(profiled.step_times(), 8);
+  }
+}
+
 // Prefill of `prompt` (median of 3 fresh calls) on a backend opened with the cooperative-matrix
 // GEMM (RWKVC_VULKAN_COOPMAT=1; the same as the default where the device has none).
 void compare_prefill(const Graph& graph, const WeightMap& weights, const std::vector<std::int32_t>& prompt,
@@ -164,9 +223,15 @@ void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd, double ban
   auto exe = vulkan.compile(graph, weights);
   auto& profiled = dynamic_cast<vulkan::VulkanExecutable&>(*exe);
 
-  // Decode reads every matrix once per token, but one row of the embedding table.
-  std::int64_t table = 2 * config.vocab * config.embd;
-  double bytes_per_token = static_cast<double>(exe->stats().weight_bytes - table + 2 * config.embd);
+  // Decode reads every matrix once per token, but one row of the embedding table: the graph's
+  // weights as declared (a fold may keep a second, transposed copy of a matrix on the device).
+  std::int64_t table = 2 * config.vocab * config.embd, declared = 0;
+  for (const WeightDecl& weight : graph.weights) {
+    const TensorType& type = graph.type(weight.value);
+    declared += type.shape.numel() * static_cast<std::int64_t>(dtype_size(type.dtype));
+  }
+  double bytes_per_token = static_cast<double>(declared - table + 2 * config.embd);
+  fmt::print("weights: {:.1f} MB declared, {:.1f} MB on the device\n", declared * 1e-6, exe->stats().weight_bytes * 1e-6);
   State state = exe->new_state();
   double step = decode_seconds(*exe);
   std::int64_t decode_kernels = exe->stats().kernels_per_forward, decode_barriers = profiled.barriers_per_forward();
@@ -203,7 +268,10 @@ void measure(Backend& vulkan, std::int64_t layers, std::int64_t embd, double ban
   print_profile(profiled.step_times(), 10);
   profiled.set_profiling(false);
   compare_folds(vulkan, graph, weights, step);
-  compare_prefill(graph, weights, prompt, whole);
+  compare_variants(vulkan, graph, weights, step);
+  // RWKVC_SPEED_COOPMAT=0 skips the prefill with the cooperative-matrix GEMM.
+  if (const char* coopmat = std::getenv("RWKVC_SPEED_COOPMAT"); coopmat == nullptr || std::string_view(coopmat) != "0")
+    compare_prefill(graph, weights, prompt, whole);
 }
 
 // A first start at -O0 (RWKVC_SPEED_COLD_COMPILE, e.g. "24x2048"): compile with an empty shader

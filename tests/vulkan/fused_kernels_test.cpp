@@ -7,6 +7,10 @@
 // CPU running the same graph; the profile's kernel labels show each fused kernel really ran.
 // The one-token wkv kernel with its state rows split over 2, 4 or 8 invocations (and with one
 // per row, RWKVC_VULKAN_WKV_TOKEN_SPLIT=0) runs two one-token calls at head sizes 16, 32 and 64.
+// The wkv kernel reading its inputs a token ahead (RWKVC_VULKAN_WKV_PREFETCH=1) and the row
+// GEMVs under other tunings (RWKVC_VULKAN_GEMV: loads in flight, rows and workgroups, the
+// folded GEMV's weights loaded before its norm) run the same checks, as do the chained FFN
+// GEMVs and the new state copied by kernels (several for many slots) or by transfers.
 #include <algorithm>
 
 #include <catch2/catch.hpp>
@@ -90,6 +94,7 @@ void check_fused(Backend& vulkan, Model model, const std::string& pipeline, doub
   CHECK(ran(exe, "+ epilogue"));
   CHECK(ran(exe, "wkv region"));
   CHECK(!ran(exe, "l2_norm"));  // the wkv region's reductions run inside its kernel
+  CHECK(ran(exe, "state copy"));  // the new state goes into the state's buffers by a kernel
   // With the ups fold, the LoRA ups (GEMVs of N = C, K = a rank) run inside the wkv kernel.
   const ModelConfig& config = both.model.config;
   for (std::int64_t rank : {config.decay_lora, config.aaa_lora, config.mv_lora, config.gate_lora}) {
@@ -222,6 +227,194 @@ TEST_CASE("The one-token wkv region kernel with split state rows matches the CPU
                     expected_split(4, 32));
   TokenSplit eight("8");
   check_token_calls(*vulkan, odd_model(48, 16, 54), o2, kF32Tolerance, expected_split(8, 16));
+}
+
+// Sets RWKVC_VULKAN_WKV_PREFETCH (the wkv kernel reads its inputs a token ahead) for the
+// scope's lifetime.
+class WkvPrefetch {
+ public:
+  WkvPrefetch() { ::setenv("RWKVC_VULKAN_WKV_PREFETCH", "1", 1); }
+  ~WkvPrefetch() { ::unsetenv("RWKVC_VULKAN_WKV_PREFETCH"); }
+};
+
+TEST_CASE("The wkv region kernel reading its inputs a token ahead matches the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  WkvPrefetch prefetch;
+  // T 1, 3 and 45 run the one-kernel wkv (the loads of token t + 1 during token t).
+  check_fused(*vulkan, odd_model(40, 8, 71), o2, kF32Tolerance, true);
+  check_fused(*vulkan, odd_model(36, 4, 72), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, true);
+  for (const char* split : {"", "0"}) {
+    INFO("RWKVC_VULKAN_WKV_TOKEN_SPLIT='" << split << "'");
+    TokenSplit scope(split);
+    check_token_calls(*vulkan, odd_model(192, 64, 73), o2, kF32Tolerance, expected_split(*split ? 1 : 4, 64));
+  }
+  {
+    Folds ups("norm_mix,lora_up");  // the ups stay computed in the body
+    check_fused(*vulkan, odd_model(40, 8, 74), o2, kF32Tolerance, true, true);
+  }
+  TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 75), o2);
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  exe.set_profiling(true);
+  State state = exe.new_state();
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  if (!exe.step_times().empty()) CHECK(ran(exe, " prefetched"));
+}
+
+// Sets RWKVC_VULKAN_GEMV (the row GEMVs' tuning, read when a graph is compiled) for the
+// scope's lifetime.
+class GemvSettings {
+ public:
+  explicit GemvSettings(const char* value) { ::setenv("RWKVC_VULKAN_GEMV", value, 1); }
+  ~GemvSettings() { ::unsetenv("RWKVC_VULKAN_GEMV"); }
+};
+
+TEST_CASE("Row GEMVs under other tunings match the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  // Odd loads in flight, rows and subgroups per workgroup, few workgroups for the folded
+  // products (so a subgroup runs several rows, the first from its prefetched registers, and
+  // the last workgroup's block passes the end of the matrix), and the extremes.
+  for (const char* tuning : {"fold_prefetch=1", "unroll=3,rows=3,fold_subgroups=3,fold_groups=5,fold_prefetch=1",
+                             "unroll=16,rows=8,fold_subgroups=16,fold_groups=1024,fold_prefetch=1",
+                             "unroll=1,rows=1,fold_subgroups=1,fold_groups=1,fold_prefetch=1"}) {
+    INFO("RWKVC_VULKAN_GEMV='" << tuning << "'");
+    GemvSettings scope(tuning);
+    check_fused(*vulkan, odd_model(40, 8, 61), o2, kF32Tolerance, true);
+    check_fused(*vulkan, odd_model(40, 8, 62), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, true);
+    check_fused(*vulkan, odd_model(36, 4, 63), o2 + "," + passes::precision_step(DType::bf16), kBf16Tolerance, true);
+  }
+  // The prefetching kernel really ran (its label), on rows of a multiple of 8 only.
+  GemvSettings scope("fold_prefetch=1");
+  TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 64), o2);
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  exe.set_profiling(true);
+  State state = exe.new_state();
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  if (!exe.step_times().empty()) CHECK(ran(exe, "+ prefetch"));
+}
+
+TEST_CASE("Folded GEMVs chained into the GEMV that reads them match the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  Folds chain("norm_mix,chain");
+  // The FFN key (rows F = 3C + 5) chained into the value: outputs C 40 (16-byte loads of the
+  // transposed value matrix) and C 36 (single loads); f32, f16 and bf16; with the default
+  // tuning (rows a multiple of 8 per workgroup) and with 3 subgroups of 12 rows (5 workgroups'
+  // worth), so a block's rows are no multiple of 8 and the last block passes the end.
+  for (const char* tuning : {"", "fold_subgroups=3,fold_groups=5,fold_prefetch=1"}) {
+    INFO("RWKVC_VULKAN_GEMV='" << tuning << "'");
+    GemvSettings scope(tuning);
+    check_fused(*vulkan, odd_model(40, 8, 81), o2, kF32Tolerance, true);
+    check_fused(*vulkan, odd_model(40, 8, 82), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, true);
+    check_fused(*vulkan, odd_model(36, 4, 83), o2 + "," + passes::precision_step(DType::bf16), kBf16Tolerance, true);
+    check_fused(*vulkan, odd_model(36, 4, 84), o2, kF32Tolerance, true);
+  }
+  check_fused(*vulkan, odd_model(1032, 8, 85), o2, kF32Tolerance, true);
+  // One token runs the chained kernel and the sum, not the value GEMV (K = F); two tokens the
+  // value GEMV again.
+  TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 86), o2);
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  std::string value_gemv = fmt::format(",{},{},0,", both.model.config.embd, both.model.config.ffn);
+  exe.set_profiling(true);
+  State state = exe.new_state();
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  if (exe.step_times().empty()) return;
+  CHECK(ran(exe, "+ chained gemv"));
+  CHECK(ran(exe, "chained gemv sum + epilogue"));
+  CHECK(!ran(exe, value_gemv));
+  exe.forward(std::vector<std::int32_t>{5, 6}, state, {.time_on_device = true});
+  CHECK(!ran(exe, "chained gemv"));
+  CHECK(ran(exe, value_gemv));
+  // Both tiny models chain their FFN (matrix_test checks their logits in every feeding mode).
+  for (const char* name : {"rwkv7-tiny.safetensors", "rwkv4-tiny.safetensors"}) {
+    INFO(name);
+    TwoBackends tiny = compile_both(*vulkan, load_model(fixture_path(name)), o2);
+    auto& tiny_exe = dynamic_cast<vulkan::VulkanExecutable&>(*tiny.vulkan);
+    tiny_exe.set_profiling(true);
+    State tiny_state = tiny_exe.new_state();
+    tiny_exe.forward(std::vector<std::int32_t>{4}, tiny_state, {.time_on_device = true});
+    CHECK(ran(tiny_exe, "+ chained gemv"));
+    CHECK(ran(tiny_exe, "chained gemv sum"));
+  }
+}
+
+TEST_CASE("The new state of many slots copied by several kernels matches the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  // 9 layers: 27 state slots, more than one copy kernel takes where a kernel may bind few
+  // buffers (lavapipe: 16 slots a kernel).
+  Model model = odd_model(40, 8, 94);
+  model.config.layers = 9;
+  model.weights = make_random_model(model.config, 94);
+  TwoBackends both = compile_both(*vulkan, std::move(model), passes::preset_pipeline(2));
+  State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
+  auto tokens = random_tokens(3, both.model.config.vocab, 95);
+  for (std::size_t call = 0; call < tokens.size(); ++call) {
+    INFO("one-token call " << call + 1);
+    std::vector<std::int32_t> token{tokens[call]};
+    HostTensor reference = both.cpu->forward(token, reference_state, {});
+    HostTensor logits = both.vulkan->forward(token, state, {});
+    CHECK(compare(logits.f32(), reference.f32()).relative <= kF32Tolerance);
+    CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= kF32Tolerance);
+  }
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  exe.set_profiling(true);
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  if (exe.step_times().empty()) return;
+  auto device = vulkan::Device::open(vulkan::Instance::create(), 0);
+  std::size_t per_kernel = std::clamp<std::size_t>(device->features().max_storage_buffers / 2, 1, 128);
+  auto copies = std::count_if(exe.step_times().begin(), exe.step_times().end(),
+                              [](const auto& step) { return step.label.rfind("state copy", 0) == 0; });
+  CHECK(static_cast<std::size_t>(copies) == (27 + per_kernel - 1) / per_kernel);
+}
+
+TEST_CASE("The new state copied by transfers instead of a kernel matches the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  ::setenv("RWKVC_VULKAN_STATE_COPY", "transfer", 1);
+  TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 91), passes::preset_pipeline(2));
+  ::unsetenv("RWKVC_VULKAN_STATE_COPY");
+  State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
+  auto tokens = random_tokens(5, both.model.config.vocab, 92);
+  for (std::size_t length : {1, 4}) {
+    INFO(length << " tokens");
+    std::vector<std::int32_t> call(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(length));
+    HostTensor reference = both.cpu->forward(call, reference_state, {});
+    HostTensor logits = both.vulkan->forward(call, state, {});
+    CHECK(compare(logits.f32(), reference.f32()).relative <= kF32Tolerance);
+    CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= kF32Tolerance);
+  }
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  exe.set_profiling(true);
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  if (!exe.step_times().empty()) CHECK(!ran(exe, "state copy"));
+  ::setenv("RWKVC_VULKAN_STATE_COPY", "bits", 1);
+  Model model = odd_model(40, 8, 93);
+  Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(passes::preset_pipeline(2)));
+  CHECK_THROWS_WITH(vulkan->compile(graph, model.weights), Catch::Contains("RWKVC_VULKAN_STATE_COPY"));
+  ::unsetenv("RWKVC_VULKAN_STATE_COPY");
+}
+
+TEST_CASE("A malformed RWKVC_VULKAN_GEMV is refused with its setting named", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  for (const char* bad : {"unroll=0", "unroll=17", "rows=x", "fold_prefetch=2", "speed=11", "unroll"}) {
+    INFO(bad);
+    GemvSettings scope(bad);
+    Model model = odd_model(40, 8, 65);
+    Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(passes::preset_pipeline(2)));
+    CHECK_THROWS_WITH(vulkan->compile(graph, model.weights), Catch::Contains("RWKVC_VULKAN_GEMV"));
+  }
 }
 
 TEST_CASE("Fused Vulkan kernels match the CPU on rows of more than 1024 channels", "[vulkan][fused]") {

@@ -1,7 +1,8 @@
 // The correctness matrix: both tiny models, -O0 and -O2, GPT, RNN and chunk:3 feeding; every
 // position's logits and every state slot against the CPU reference running the same graph.
 // f32 throughout, so the only differences are summation order and the GPU's exp/tanh: 1e-4
-// relative to the reference's largest magnitude.
+// relative to the reference's largest magnitude. The same with the decode variants that are
+// off by default (the chained FFN GEMVs, prefetches).
 #include <catch2/catch.hpp>
 
 #include "backends/feed_mode.h"
@@ -47,6 +48,32 @@ TEST_CASE("Vulkan matches the CPU on RWKV-4 tiny at -O0 and -O2 in every feeding
   if (!vulkan) return;
   ValidationGuard guard;
   for (int level : {0, 2}) check_against_cpu(*vulkan, load_model(fixture_path("rwkv4-tiny.safetensors")), level, 13);
+}
+
+// Sets the decode variants that are not on by default for the scope's lifetime: the chained
+// FFN GEMVs, the folded GEMVs' weights loaded before their norm, the wkv kernel's inputs read a
+// token ahead.
+class DecodeVariants {
+ public:
+  DecodeVariants() {
+    ::setenv("RWKVC_VULKAN_FOLDS", "norm_mix,chain", 1);
+    ::setenv("RWKVC_VULKAN_GEMV", "fold_prefetch=1,unroll=16", 1);
+    ::setenv("RWKVC_VULKAN_WKV_PREFETCH", "1", 1);
+  }
+  ~DecodeVariants() {
+    ::unsetenv("RWKVC_VULKAN_FOLDS");
+    ::unsetenv("RWKVC_VULKAN_GEMV");
+    ::unsetenv("RWKVC_VULKAN_WKV_PREFETCH");
+  }
+};
+
+TEST_CASE("Vulkan with the decode variants matches the CPU on both tiny models in every feeding mode", "[vulkan][matrix]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  DecodeVariants variants;
+  for (const char* name : {"rwkv7-tiny.safetensors", "rwkv4-tiny.safetensors"})
+    for (int level : {0, 2}) check_against_cpu(*vulkan, load_model(fixture_path(name)), level, 13);
 }
 
 TEST_CASE("Vulkan matches the CPU on a prompt longer than one GEMM tile", "[vulkan][matrix]") {

@@ -39,6 +39,21 @@ struct GemvShape {
   bool transpose_b;
   bool wide;
 };
+// The row GEMVs' tuning (gemv.cpp), from RWKVC_VULKAN_GEMV when a graph is planned:
+// comma-separated key=value, e.g. "unroll=16,fold_prefetch=1". unroll: 16-byte loads of a row
+// in flight per invocation (1..16); rows: subgroups (output rows at a time) per workgroup of
+// the plain GEMV (1..16); fold_subgroups: per workgroup of the GEMV with the norm + mix folded
+// in (1..16); fold_groups: about how many workgroups a folded product gets (each recomputes the
+// norm); fold_prefetch (0|1): each subgroup of a folded GEMV loads its first row's weights
+// before the norm, so their latency overlaps it. Bad input throws std::invalid_argument.
+struct GemvTuning {
+  std::uint32_t unroll = 8;
+  std::uint32_t rows = 4;
+  std::uint32_t fold_subgroups = 8;
+  std::uint32_t fold_groups = 256;
+  bool fold_prefetch = false;
+};
+GemvTuning gemv_tuning();
 KernelSource gemv_kernel(const DeviceFeatures& features, const GemvShape& shape, const Epilogue& epilogue = {});
 std::uint32_t gemv_rows_per_group(const DeviceFeatures& features, bool transpose_b);
 
@@ -52,8 +67,31 @@ std::uint32_t gemv_rows_per_group(const DeviceFeatures& features, bool transpose
 bool gemv_norm_mix_fits(const DeviceFeatures& features, std::int64_t width);
 std::uint32_t gemv_norm_mix_rows(const DeviceFeatures& features, std::int64_t n);
 struct NormMixShape;
+// With `chain`, the product's rows (after the epilogue) are not stored but multiplied on by a
+// second matrix: workgroup g keeps its R rows' values in shared memory and writes
+// partials[g * outputs + o] = sum over its rows n of value(n) * VT[n, o], VT ([N, outputs],
+// dtype) the transpose of the second product's [outputs, N] matrix, read a row at a time;
+// gemv_chain_sum_kernel adds the partials up. Bindings then: ..., B, the epilogue's inputs,
+// VT, partials, last<k>. The grid must be exactly ceil(N / R) workgroups (R = rows, fixed).
+struct GemvChain {
+  DType dtype = DType::f32;
+  std::int64_t outputs = 0;
+  std::uint32_t rows = 0;
+};
 KernelSource gemv_norm_mix_kernel(const DeviceFeatures& features, const GemvShape& shape, const Epilogue& epilogue,
-                                  const NormMixShape& mix, bool mix_softplus, std::size_t input, bool stores_last_rows);
+                                  const NormMixShape& mix, bool mix_softplus, std::size_t input, bool stores_last_rows,
+                                  const GemvChain* chain = nullptr);
+// gemv.cpp: out[o] = epilogue(o, sum over g < G of partials[g * N + o]), the second product of
+// a chained GEMV. Bindings: partials, the epilogue's inputs, out. Push: N, G.
+// Grid: ceil(N / gemv_chain_sum_columns()).
+KernelSource gemv_chain_sum_kernel(const DeviceFeatures& features, const Epilogue& epilogue);
+std::uint32_t gemv_chain_sum_columns();
+
+// state_copy.cpp: dst_k[i] = src_k[i] for i < lengths[k], every slot k in one kernel.
+// Bindings: src0..src{n-1}, then dst0..dst{n-1} (f32). No push constants.
+// Grid (state_copy_groups(lengths), n): workgroup row y copies slot y.
+KernelSource state_copy_kernel(const DeviceFeatures& features, const std::vector<std::int64_t>& lengths);
+std::uint32_t state_copy_groups(const std::vector<std::int64_t>& lengths);
 
 // gemm.cpp: out[M, N] = a[M, K] B^T (transpose_b) or a B, tiled `tile` x `tile` (64 or 128)
 // through shared memory, (tile / 16)^2 outputs per thread. Bindings: a, B, the epilogue's
