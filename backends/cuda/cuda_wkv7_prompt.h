@@ -1,4 +1,4 @@
-// The WKV7 step of any length: the chunked, parallel-in-time kernel (kernels_wkv7_chunked.cpp)
+// The WKV7 step of any length: the chunked, parallel-in-time kernels (kernels_wkv7_chunked.cpp)
 // for prompts, the sequential kernels of wkv7_step (cuda_steps.h) for short calls.
 #pragma once
 
@@ -10,10 +10,14 @@
 
 namespace rwkvc::cuda {
 
-// Calls of at least this many tokens take the chunked kernel where it applies (head sizes 32
-// and 64, 16-byte aligned vectors and state), from RWKVC_WKV7_CHUNKED_FROM. Off (INT64_MAX)
-// unless set: on the H100 the chunked kernel still takes twice the sequential one's time (1.5B,
-// 4096 tokens: 35.7 ms against 17.4 ms; bench/results/h100-cuda/README.md, call 5).
+// Calls of at least this many tokens take the chunked kernels by default: on the H100 (32 heads
+// of 64) they are as fast as the sequential ones from 64 to 256 tokens and faster from 512 on
+// (bench/results/h100-cuda/README.md, call 7).
+inline constexpr std::int64_t kWkv7ChunkedDefaultFrom = 512;
+
+// Calls of at least this many tokens take the chunked kernels where they apply (head sizes 32
+// and 64, 16-byte aligned vectors and state): RWKVC_WKV7_CHUNKED_FROM=<tokens>, 0 for never,
+// unset for kWkv7ChunkedDefaultFrom.
 std::int64_t wkv7_chunked_from();
 
 // r, w, k, v, a, b [T, H*N], state [H, N, N] -> y [T, H*N], state' (may be the same memory).

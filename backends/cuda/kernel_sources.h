@@ -18,8 +18,9 @@ extern const char* const kGemvSource;
 // wkv7_heads<N, L, R> (long prompts), wkv7_warp_rows<N> (short calls), wkv7_head_one_token<N>
 // (inside a fused one-token wkv region), wkv4_channels: the recurrences, state updated in place.
 extern const char* const kWkvSource;
-// wkv7_chunked<N, L, R>: WKV7 for long prompts, L tokens at a time as small matrix products
-// (kernels_wkv7_chunked.cpp).
+// wkv7c_prepare<N, L, THREADS> (a record per chunk and head), wkv7c_rows<N, L, R, RT> (the row
+// work), wkv7c_fused (both in one launch): WKV7 for long prompts, L tokens at a time as small
+// matrix products (kernels_wkv7_chunked.cpp).
 extern const char* const kWkv7ChunkedSource;
 // layer_norm rows, embedding gathers, activation conversion for cuBLAS, state write-back copies,
 // and a plain matmul for operands the fast paths do not take.

@@ -1,6 +1,7 @@
-// The chunked (parallel-in-time) form of the RWKV-7 recurrence that the CUDA kernel
-// wkv7_chunked (backends/cuda/kernels_wkv7_chunked.cpp) computes, written plainly on the host so
-// that the algebra can be checked against the sequential recurrence without a device.
+// The chunked (parallel-in-time) form of the RWKV-7 recurrence that the CUDA kernels
+// wkv7c_prepare and wkv7c_rows (backends/cuda/kernels_wkv7_chunked.cpp) compute, written plainly
+// on the host so that the algebra can be checked against the sequential recurrence without a
+// device.
 //
 // One head, one row s of its state (the rows never mix), tokens t = 0 .. L-1 of a chunk:
 //   s_t = s_{t-1} diag(w_t) + sa_t b_t + v_t k_t,  sa_t = s_{t-1} . a_t,  y_t = s_t . r_t.
@@ -14,9 +15,11 @@
 //      = W u + X v                 with W = (I - A)^-1, X = W B (A strictly lower: forward substitution)
 //   y  = yr + P sa + Q v = yr + (P W) u + (P X + Q) v    with yr_t = s_0 . (r_t (.) 2^c_t)
 //   s_L = s_0 (.) 2^c_{L-1} + sum_t sa_t (b_t (.) 2^(c_{L-1} - c_t)) + v_t (k_t (.) 2^(c_{L-1} - c_t)).
-// The matrices depend on the chunk's vectors alone (shared by every row of the head); a row's
-// work is a few small matrix-vector products with no chain from token to token. A last, shorter
-// chunk is padded with tokens that change nothing (w = 1, everything else 0).
+// The matrices depend on the chunk's vectors alone (shared by every row of the head: the
+// prepare kernel writes them, with W, X, P W, P X + Q, the scaled vectors and the chunk's decay,
+// as one record per chunk and head); a row's work is a few small matrix-vector products with no
+// chain from token to token. A last, shorter chunk is padded with tokens that change nothing
+// (w = 1, everything else 0).
 #pragma once
 
 #include <algorithm>

@@ -3,12 +3,16 @@
 // CPU backend on a graph that feeds random vectors straight into one wkv7 op. Decays near 0
 // (products that underflow), near 1 (long memory) and mixed; lengths shorter than a chunk, equal
 // to it and not a multiple of it; a state that is not zero when the prompt starts.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/precompute.h"
@@ -166,18 +170,25 @@ TEST_CASE("Head sizes 32 and 64 build the chunked WKV7 kernel beside the sequent
     ::setenv("RWKVC_WKV7_CHUNKED_FROM", "64", 1);
     cuda::Program program = cuda::build_program(precompute_token_free(graph, weights).graph);
     ::unsetenv("RWKVC_WKV7_CHUNKED_FROM");
-    std::size_t chunked = 0, sequential = 0;
+    std::size_t prepare = 0, rows = 0, sequential = 0;
     for (const cuda::KernelHandle& handle : program.module.handles()) {
-      chunked += handle.name.rfind("wkv7_chunked_", 0) == 0;
+      prepare += handle.name.rfind("wkv7_chunked_prepare_", 0) == 0;  // the per-chunk records
+      rows += handle.name.rfind("wkv7_chunked_rows_", 0) == 0;        // then the rows
       sequential += handle.name.rfind("wkv7_warp_rows_", 0) == 0;
     }
-    CHECK(chunked == 1);
+    CHECK(prepare == 1);
+    CHECK(rows == 1);
     CHECK(sequential == 1);
+    // The records' scratch buffers (full chunks, the last chunk, ready flags), above every
+    // region value's.
+    REQUIRE(program.scratch.size() >= 3);
+    for (std::size_t s = program.scratch.size() - 3; s < program.scratch.size(); ++s) CHECK(program.scratch[s].size() == 1);
   }
-  // Off unless asked for (slower than the sequential kernel on the H100 so far).
-  CHECK(cuda::wkv7_chunked_from() == INT64_MAX);
+  CHECK(cuda::wkv7_chunked_from() == cuda::kWkv7ChunkedDefaultFrom);
   ::setenv("RWKVC_WKV7_CHUNKED_FROM", "40", 1);
   CHECK(cuda::wkv7_chunked_from() == 40);
+  ::setenv("RWKVC_WKV7_CHUNKED_FROM", "0", 1);
+  CHECK(cuda::wkv7_chunked_from() == INT64_MAX);
   ::unsetenv("RWKVC_WKV7_CHUNKED_FROM");
 }
 
@@ -190,12 +201,17 @@ TEST_CASE("CUDA's chunked WKV7 matches the CPU's recurrence", "[cuda][wkv7_chunk
       Graph graph = wkv7_graph(3, n, decays, weights);
       auto cpu = make_backend("cpu")->compile(graph, weights);
       // Every call chunked (from 1 token: shorter than a chunk too), and from 32 tokens (the
-      // 5-token call goes through the sequential kernel between two chunked ones).
-      for (const char* from : {"1", "32"}) {
-        auto gpu = compile_with_chunked_from(*cuda, graph, weights, from);
+      // 5-token call goes through the sequential kernel between two chunked ones); "1 fused":
+      // the records and the rows in one launch (RWKVC_WKV7_CHUNKED_FUSED).
+      for (const char* from : {"1", "32", "1 fused"}) {
+        bool fused = std::string(from) == "1 fused";
+        if (fused) ::setenv("RWKVC_WKV7_CHUNKED_FUSED", "1", 1);
+        auto gpu = compile_with_chunked_from(*cuda, graph, weights, fused ? "1" : from);
+        ::unsetenv("RWKVC_WKV7_CHUNKED_FUSED");
         State reference = cpu->new_state(), state = gpu->new_state();
-        // Three calls in a row: the later ones start from a state that is not zero.
-        for (std::size_t length : {37, 5, 100}) {
+        // Calls in a row: the later ones start from a state that is not zero. 37 and 100: full
+        // chunks and a shorter last one; 5: the short one alone; 48: full chunks only.
+        for (std::size_t length : {37, 5, 48, 100}) {
           auto tokens = random_tokens(length, kVocab, 7 + static_cast<unsigned>(length + n));
           HostTensor want = feed(*cpu, tokens, reference, FeedMode::gpt(), true);
           HostTensor got = feed(*gpu, tokens, state, FeedMode::gpt(), true);
@@ -212,6 +228,81 @@ TEST_CASE("CUDA's chunked WKV7 matches the CPU's recurrence", "[cuda][wkv7_chunk
         }
       }
     }
+}
+
+}  // namespace rwkvc::test
+
+namespace rwkvc::test {
+
+// Hidden: the WKV7 step alone at the shape of a 1.5B model (32 heads of 64), realistic decays,
+// the sequential kernels against each chunked row shape (RWKVC_WKV7_CHUNKED_SHAPE), split in two
+// launches or fused (RWKVC_WKV7_CHUNKED_FUSED): the median
+// device time of a call (six embedding gathers, then the step) from 64 to 4096 tokens, and each
+// chunked result against the sequential one. A per-kernel profile of one 4096-token call of
+// each follows on stderr.
+TEST_CASE("Chunked WKV7 against the sequential kernels at 32 heads of 64", "[.wkv7_chunked_bench]") {
+  auto cuda = cuda_or_skip();
+  if (!cuda) return;
+  WeightMap weights;
+  Graph graph = wkv7_graph(32, 64, Decays::realistic, weights);
+  struct Variant {
+    const char* name;
+    const char* from;
+    const char* shape;
+    const char* fused;
+  };
+  const Variant variants[] = {{"sequential", "0", "16x2", "0"},         {"chunked 16x2", "1", "16x2", "0"},
+                              {"chunked 16x2 fused", "1", "16x2", "1"}, {"chunked 16x1", "1", "16x1", "0"},
+                              {"chunked 16x1 fused", "1", "16x1", "1"}, {"chunked 8x1", "1", "8x1", "0"},
+                              {"chunked 8x2", "1", "8x2", "0"},         {"chunked 16x4", "1", "16x4", "0"}};
+  std::vector<std::size_t> lengths{64, 128, 256, 512, 1024, 4096};
+  std::vector<Variant> chosen(std::begin(variants), std::end(variants));
+  // RWKVC_WKV7_BENCH_QUICK=1: the sequential kernels and the two fastest shapes, three lengths.
+  if (const char* quick = std::getenv("RWKVC_WKV7_BENCH_QUICK"); quick != nullptr && std::string(quick) == "1") {
+    lengths = {256, 512, 4096};
+    chosen = {variants[0], variants[1], variants[6]};
+  }
+  ForwardOptions timed;
+  timed.time_on_device = true;
+  std::vector<HostState> sequential_states;
+  std::vector<HostTensor> sequential_ys;
+  for (const Variant& variant : chosen) {
+    ::setenv("RWKVC_WKV7_CHUNKED_SHAPE", variant.shape, 1);
+    ::setenv("RWKVC_WKV7_CHUNKED_FUSED", variant.fused, 1);
+    auto exe = compile_with_chunked_from(*cuda, graph, weights, variant.from);
+    ::unsetenv("RWKVC_WKV7_CHUNKED_SHAPE");
+    ::unsetenv("RWKVC_WKV7_CHUNKED_FUSED");
+    for (std::size_t n = 0; n < lengths.size(); ++n) {
+      auto tokens = random_tokens(lengths[n], kVocab, 11 + static_cast<unsigned>(lengths[n]));
+      std::vector<double> times;
+      HostTensor y;
+      State state = exe->new_state();
+      for (int i = 0; i < 12; ++i) {
+        state = exe->new_state();
+        y = exe->forward(tokens, state, timed);
+        if (i >= 2) times.push_back(exe->stats().device_seconds);
+      }
+      std::sort(times.begin(), times.end());
+      double median = times[times.size() / 2];
+      std::string error;
+      if (variant.from[0] == '0') {
+        sequential_states.push_back(state.to_host());
+        sequential_ys.push_back(y);
+      } else {
+        Error ey = compare(y.f32(), sequential_ys[n].f32());
+        Error es = compare_states(state.to_host(), sequential_states[n]);
+        error = fmt::format("; last y vs sequential: max-abs {:.3g} relative {:.3g}; state max-abs {:.3g} relative {:.3g}",
+                            ey.max_abs, ey.relative, es.max_abs, es.relative);
+        CHECK(ey.relative <= kChunkedTolerance);
+        CHECK(es.relative <= kChunkedTolerance);
+      }
+      WARN(fmt::format("wkv7 bench: {} tokens, {}: {:.4f} ms a call{}", lengths[n], variant.name, median * 1e3, error));
+    }
+    ::setenv("RWKVC_CUDA_PROFILE", "1", 1);
+    State fresh = exe->new_state();
+    exe->forward(random_tokens(4096, kVocab, 5), fresh);
+    ::unsetenv("RWKVC_CUDA_PROFILE");
+  }
 }
 
 }  // namespace rwkvc::test
