@@ -4,8 +4,11 @@
 # -O2), one JSON + Markdown report per shape, all in $OUT/h100-report.tar.gz. The side-by-side
 # summary is made from the JSON records with `rwkvc bench --summarize` (here or anywhere).
 #   [RWKVC_REPORT_CHECKS=1|tests] [RWKVC_REPORT_EXTRA=1] bash bench/h100_report.sh [shapes: 0.1B 0.4B 1.5B 2.9B 7.2B]
-# RWKVC_REPORT_CHECKS=1 first runs the CUDA tests and compute-sanitizer (backends/cuda/device_check.sh)
-# and the Vulkan tests with the validation layer, on the same build; =tests skips the sanitizer.
+# RWKVC_REPORT_CHECKS=1 first runs the CUDA tests, compute-sanitizer (backends/cuda/device_check.sh)
+# and the Vulkan tests with the validation layer, on the same build, side by side (they only
+# check, so sharing the GPU costs nothing but time), each cut at RWKVC_REPORT_CHECK_SECONDS
+# (default 300); =tests skips the sanitizer. RWKVC_REPORT_LEVELS: the optimisation levels
+# compared per shape (default -O0,-O2).
 # RWKVC_REPORT_EXTRA=1 adds, after the shapes, the long prompts the issues ask for (CUDA 4096
 # tokens at 1.5B, Vulkan 2048 tokens at 0.1B/0.4B/1.5B, -O2) and the PyTorch comparison at 1.5B
 # (bench/torch_rwkv7.py, eager and torch.compile) in the same call. The tarball is rewritten
@@ -20,18 +23,27 @@ checks=${RWKVC_REPORT_CHECKS:-0}
 targets="rwkvc"
 [ "$checks" != 0 ] && targets="rwkvc rwkvc_cuda_tests rwkvc_vulkan_tests"
 echo "== build $(date +%T)"
-{ cmake -S . -B build-dev -G Ninja -DRWKVC_BUILD_BENCH=OFF && ninja -C build-dev $targets; } > "$R/build.log" 2>&1 ||
+# Both GPU backends named: a build-dev left by another script (warm machine) may have either off.
+{ cmake -S . -B build-dev -G Ninja -DRWKVC_BUILD_BENCH=OFF -DRWKVC_CUDA=ON -DRWKVC_VULKAN=ON && ninja -C build-dev $targets; } > "$R/build.log" 2>&1 ||
   { tail -40 "$R/build.log"; exit 1; }
 B=build-dev/rwkvc
 $B devices | tee "$R/devices.txt"
 pack() { tar -czf "$OUT/h100-report.tar.gz" -C "$(dirname "$R")" h100; }
 if [ "$checks" != 0 ]; then
-  echo "== vulkan tests $(date +%T)"
-  build-dev/tests/rwkvc_vulkan_tests > "$R/vulkan-tests.log" 2>&1
-  echo "rc=$?"; grep -E "FAILED|failed|passed" "$R/vulkan-tests.log" | head -20
-  cuda_parts="tests sanitizer"
-  [ "$checks" = tests ] && cuda_parts="tests"
-  OUT="$R/cuda" RWKVC_SKIP_BUILD=1 RWKVC_CHECK="$cuda_parts" bash backends/cuda/device_check.sh
+  echo "== checks $(date +%T)"
+  limit=${RWKVC_REPORT_CHECK_SECONDS:-300}
+  timeout "$limit" build-dev/tests/rwkvc_vulkan_tests > "$R/vulkan-tests.log" 2>&1 &
+  vulkan=$!
+  OUT="$R/cuda" RWKVC_SKIP_BUILD=1 RWKVC_CHECK=tests timeout "$limit" bash backends/cuda/device_check.sh \
+    > "$R/cuda-tests.txt" 2>&1 &
+  cuda=$!
+  if [ "$checks" != tests ]; then
+    OUT="$R/cuda-sanitizer" RWKVC_SKIP_BUILD=1 RWKVC_CHECK=sanitizer timeout "$limit" \
+      bash backends/cuda/device_check.sh > "$R/cuda-sanitizer.txt" 2>&1
+  fi
+  wait $cuda; echo "cuda tests rc=$?"; cat "$R/cuda-tests.txt"
+  wait $vulkan; echo "vulkan tests rc=$?"; grep -E "FAILED|failed|passed" "$R/vulkan-tests.log" | head -20
+  [ "$checks" != tests ] && grep -E "rc=" "$R/cuda-sanitizer.txt"
   pack
 fi
 
@@ -49,9 +61,9 @@ print(r['bandwidth_gbs'], r['peak_tflops'])" "$R/ceilings.json")
 echo "ceilings: $BW GB/s, $PEAK TFLOP/s"
 
 ceilings=(--bandwidth-gbs "cuda=$BW,vulkan=$BW" --peak-tflops "cuda=$PEAK,vulkan=$PEAK")
-report() {  # report NAME: -O0 and -O2 on the shape's backends, a 512-token prompt
+report() {  # report NAME: -O0 and -O2 (RWKVC_REPORT_LEVELS) on the shape's backends, a 512-token prompt
   echo "== $1 (${SHAPE[$1]}: ${BACKENDS[$1]}) $(date +%T)"
-  $B bench --shape "${SHAPE[$1]}" --backends "${BACKENDS[$1]}" --dtype f16 -O0,-O2 --prompt 512 --gen 64 --repeat 3 \
+  $B bench --shape "${SHAPE[$1]}" --backends "${BACKENDS[$1]}" --dtype f16 "${RWKVC_REPORT_LEVELS:--O0,-O2}" --prompt 512 --gen 64 --repeat 3 \
     "${ceilings[@]}" --json "$R/$1.json" --markdown "$R/$1.md" --svg "$R/$1.svg" > "$R/$1.log" 2>&1
   echo "rc=$? $(date +%T)"; grep -E "^(cuda|vulkan|cpu) |fraction|decode x" "$R/$1.log"
   pack

@@ -352,7 +352,9 @@ HostTensor CudaExecutable::forward(std::span<const std::int32_t> tokens, State& 
   if (profile) ctx.timings = &timings;
   if (count == 1 && use_graphs_ && !profile)
     replay_decode_graph(ctx, storage.slot(0));
-  else
+  else if (!(use_graphs_ && prefill_graphs_.run(ctx, storage, *layout_, generation_, stream_,
+                                                 [&](CudaStateStorage& s, RunContext& c) { bind_slots(s, c); },
+                                                 [&](RunContext& c) { run_steps(c); })))
     run_steps(ctx);
   const float* logits = ctx.f32(at(graph_.logits)) + (all - wanted);
   check(cudaMemcpyAsync(host_logits_, logits, static_cast<std::size_t>(wanted) * sizeof(float), cudaMemcpyDeviceToHost, stream_),

@@ -16,6 +16,7 @@
 #include "backends/cuda/cuda_program.h"
 #include "backends/cuda/cuda_state.h"
 #include "backends/cuda/nvrtc_module.h"
+#include "backends/cuda/prefill_graphs.h"
 
 namespace rwkvc::cuda {
 
@@ -73,6 +74,7 @@ class CudaExecutable final : public Executable {
   const void* graph_state_ = nullptr;
   std::int64_t graph_generation_ = -1;
   std::int64_t graph_launches_ = 0;
+  PrefillGraphs prefill_graphs_;  // calls of more than 8 tokens
 
   ExecutionStats stats_;
 };

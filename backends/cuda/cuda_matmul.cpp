@@ -47,15 +47,22 @@ Step matmul_step(const MatmulSpec& spec, Program& program) {
     vec.push_back(gemv_kernel(program, spec.b_dtype, rows, true));
     scalar.push_back(gemv_kernel(program, spec.b_dtype, rows, false));
   }
+  // In long calls A may already be held in the weights' type (prefill_half.h), and so may the
+  // product be wanted.
+  auto long_call_type = [&](std::size_t slot) {
+    return slot < program.long_call_dtype.size() ? program.long_call_dtype[slot] : DType::f32;
+  };
+  bool a_is_16bit = spec.b_dtype != DType::f32 && long_call_type(spec.a) == spec.b_dtype;
+  bool out_is_16bit = spec.b_dtype != DType::f32 && long_call_type(spec.out) == spec.b_dtype;
   KernelHandle* convert = nullptr;
-  if (spec.b_dtype != DType::f32) {
+  if (spec.b_dtype != DType::f32 && !a_is_16bit) {
     convert = program.module.kernel(spec.b_dtype == DType::f16 ? "convert_to_f16" : "convert_to_bf16");
     program.staged.push_back(spec.a_shape);
   }
   program.uses_cublas = true;
   std::size_t staging = program.staging_slot;
 
-  return [spec, vec, scalar, convert, staging](RunContext& ctx) {
+  return [spec, vec, scalar, convert, staging, out_is_16bit](RunContext& ctx) {
     std::int64_t rows = spec.a_shape.numel(ctx.T) / spec.K;
     auto* a = static_cast<const float*>(ctx.slots[spec.a]);
     auto* out = static_cast<float*>(ctx.slots[spec.out]);
@@ -87,13 +94,18 @@ Step matmul_step(const MatmulSpec& spec, Program& program) {
       });
       return;
     }
-    LaunchArgs args;
-    args.add(a).add(ctx.slots[staging]).add<long long>(rows * spec.K);
-    ctx.launch_elements(*convert, (rows * spec.K + 3) / 4, args);  // four elements a thread
+    const void* a16 = a;  // already 16-bit when the producer stored it so
+    if (convert != nullptr) {
+      LaunchArgs args;
+      args.add(a).add(ctx.slots[staging]).add<long long>(rows * spec.K);
+      ctx.launch_elements(*convert, (rows * spec.K + 3) / 4, args);  // four elements a thread
+      a16 = ctx.slots[staging];
+    }
     cudaDataType type = spec.b_dtype == DType::f16 ? CUDA_R_16F : CUDA_R_16BF;
-    ctx.record(fmt::format("cublasGemmEx {}x{}x{}", n, m, k), [&] {
-      check(cublasGemmEx(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, b, type, k, ctx.slots[staging], type, k,
-                         &zero, out, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+    cudaDataType out_type = out_is_16bit ? type : CUDA_R_32F;
+    ctx.record(fmt::format("cublasGemmEx {}x{}x{}{}", n, m, k, out_is_16bit ? " (16-bit out)" : ""), [&] {
+      check(cublasGemmEx(ctx.cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, b, type, k, a16, type, k, &zero, out,
+                         out_type, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
             "cublasGemmEx");
     });
   };
@@ -107,12 +119,25 @@ std::uint64_t fnv1a(std::string_view text) {
 }
 }  // namespace
 
+bool gemv_group_is_one_launch(const std::vector<GemvMember>& members, const RunContext& ctx) {
+  for (const GemvMember& member : members) {
+    const MatmulSpec& spec = member.spec;
+    std::int64_t per_vector = spec.b_dtype == DType::f32 ? 4 : 8;
+    if (spec.a_shape.numel(ctx.T) != spec.K || spec.K % per_vector != 0 || !aligned16(ctx.slots[spec.a]) ||
+        !aligned16(ctx.slots[spec.b]))
+      return false;
+  }
+  return true;
+}
+
 Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
-  if (members.size() == 1) return members[0].single;
+  if (members.size() == 1 && members[0].prologue.empty()) return members[0].single;
   program.module.include(kGemvSource);
   std::string type = device_type(members[0].spec.b_dtype);
-  // The entry point: the batch, then T and each folded epilogue's outputs and inputs.
+  // The entry point: the batch, then T and each member's folded epilogue outputs and inputs and
+  // its prologue's parameters.
   std::string params = "GemvBatch batch, i64 T", body;
+  std::int64_t shared_floats = 0;
   for (std::size_t m = 0; m < members.size(); ++m) {
     const GemvMember& member = members[m];
     std::string store = "StoreRow()";
@@ -128,19 +153,33 @@ Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
       }
       store += "}";
     }
+    std::string call = fmt::format("gemv_rows<{}, 1, true>(batch.x[{}], reinterpret_cast<const {}*>(batch.w[{}]), "
+                                   "batch.y[{}], batch.K[{}], batch.N[{}], {}",
+                                   type, m, type, m, m, m, m, store);
+    if (member.prologue.empty()) {
+      body += fmt::format("  {}if (m == {}) {}, block);\n", m == 0 ? "" : "else ", m, call);
+      continue;
+    }
+    // The x a prologue computes serves every row block this block works through.
+    params += member.prologue_params;
+    shared_floats = std::max(shared_floats, member.prologue_floats);
     body += fmt::format(
-        "  {}if (m == {}) gemv_rows<{}, 1, true>(batch.x[{}], reinterpret_cast<const {}*>(batch.w[{}]), batch.y[{}], "
-        "batch.K[{}], batch.N[{}], {}, block);\n",
-        m == 0 ? "" : "else ", m, type, m, type, m, m, m, m, store);
+        "  {0}if (m == {1}) {{\n    bool x_ready = false;\n"
+        "    auto prologue = [&](const float* x) -> const float* {{\n      if (x_ready) return gemv_x;\n"
+        "      x_ready = true;\n{2}    }};\n"
+        "    for (int r = 0; r < {3}; ++r) {4}, block * {3} + r, prologue);\n  }}\n",
+        m == 0 ? "" : "else ", m, member.prologue, member.row_blocks, call);
   }
-  std::string text = fmt::format("({}) {{\n  (void)T;\n  const int m = gemv_batch_member(batch);\n"
+  std::string text = fmt::format("({}) {{\n  (void)T;\n{}  const int m = gemv_batch_member(batch);\n"
                                  "  const int block = (int)blockIdx.x - batch.first_block[m];\n{}}}\n",
-                                 params, body);
+                                 params, shared_floats > 0 ? "  extern __shared__ __align__(16) float gemv_x[];\n" : "",
+                                 body);
   std::string name = fmt::format("gemv_group_{:016x}", fnv1a(text));
   KernelHandle* kernel = program.module.kernel(
-      name, fmt::format("extern \"C\" __global__ void __launch_bounds__({}) {}{}", kGemvThreads, name, text));
+      name, fmt::format("extern \"C\" __global__ void GEMV_LAUNCH_BOUNDS {}{}", name, text));
 
-  return [members, kernel](RunContext& ctx) {
+  auto shared_bytes = static_cast<std::size_t>(shared_floats) * sizeof(float);
+  return [members, kernel, shared_bytes](RunContext& ctx) {
     constexpr std::size_t kBatch = kMatmulBatch;  // GEMV_BATCH in kGemvSource
     struct GemvBatch {
       const float* x[kBatch];
@@ -151,23 +190,20 @@ Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
       int first_block[kBatch];
     } batch{};
     unsigned blocks = 0;
-    bool one_row = true;
     for (std::size_t i = 0; i < kBatch; ++i) {
       batch.first_block[i] = std::numeric_limits<int>::max();
       if (i >= members.size()) continue;
       const MatmulSpec& spec = members[i].spec;
-      std::int64_t per_vector = spec.b_dtype == DType::f32 ? 4 : 8;
       batch.x[i] = static_cast<const float*>(ctx.slots[spec.a]);
       batch.w[i] = ctx.slots[spec.b];
       batch.y[i] = members[i].epilogue.empty() ? static_cast<float*>(ctx.slots[spec.out]) : nullptr;
       batch.K[i] = static_cast<int>(spec.K);
       batch.N[i] = static_cast<int>(spec.N);
       batch.first_block[i] = static_cast<int>(blocks);
-      blocks += static_cast<unsigned>((spec.N + kGemvThreads / 32 - 1) / (kGemvThreads / 32));
-      one_row = one_row && spec.a_shape.numel(ctx.T) == spec.K && spec.K % per_vector == 0 && aligned16(batch.x[i]) &&
-                aligned16(batch.w[i]);
+      std::int64_t row_blocks = (spec.N + kGemvThreads / 32 - 1) / (kGemvThreads / 32);
+      blocks += static_cast<unsigned>((row_blocks + members[i].row_blocks - 1) / members[i].row_blocks);
     }
-    if (!one_row) {
+    if (!gemv_group_is_one_launch(members, ctx)) {
       for (const GemvMember& member : members) member.single(ctx);
       return;
     }
@@ -176,8 +212,9 @@ Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
     for (const GemvMember& member : members) {
       for (std::size_t s : member.outs) args.add(ctx.slots[s]);
       for (std::size_t s : member.ins) args.add(ctx.slots[s]);
+      for (std::size_t s : member.prologue_slots) args.add(ctx.slots[s]);
     }
-    ctx.launch(*kernel, dim3(blocks), dim3(kGemvThreads), args);
+    ctx.launch(*kernel, dim3(blocks), dim3(kGemvThreads), args, shared_bytes);
   };
 }
 

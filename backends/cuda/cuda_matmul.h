@@ -36,7 +36,19 @@ struct GemvMember {
   std::string epilogue;  // empty: a plain matmul
   std::vector<std::size_t> outs, ins;  // the epilogue's slots
   Step single;
+  // Decode only: the block computes its x itself (decode_ln_fold.h): `prologue` is the body of a
+  // lambda (const float* x) -> const float* that every thread calls after the wait and that
+  // returns where x is then (shared memory, `prologue_floats` of it), reading the parameters
+  // `prologue_params` (", const float* m0_q0, ...") bound to `prologue_slots`.
+  std::string prologue, prologue_params;
+  std::vector<std::size_t> prologue_slots;
+  std::int64_t prologue_floats = 0;
+  int row_blocks = 1;  // blocks of 8 rows each launched block works through, its x computed once
 };
+
+// Whether a batch runs as one launch in this call (every member one row, aligned, K a multiple
+// of its vector), or else each member on its own.
+bool gemv_group_is_one_launch(const std::vector<GemvMember>& members, const RunContext& ctx);
 
 // Independent one-row GEMVs (none reads another's result) with one weight type, at most 8
 // (r, k, v and the four LoRA downs): one launch when each has one row (decode), else each on

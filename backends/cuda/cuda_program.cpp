@@ -10,8 +10,12 @@
 #include "backends/cuda/cuda_matmul.h"
 #include "backends/cuda/cuda_steps.h"
 #include "backends/cuda/cuda_wkv7_prompt.h"
+#include "backends/cuda/decode_ln_fold.h"
+#include "backends/cuda/decode_lora_fold.h"
 #include "backends/cuda/fused_codegen.h"
 #include "backends/cuda/kernel_sources.h"
+#include "backends/cuda/prefill_half.h"
+#include "backends/cuda/prefill_wkv_region.h"
 #include "ir/error.h"
 
 namespace rwkvc::cuda {
@@ -91,6 +95,7 @@ class ProgramBuilder {
   }
 
   Program build() {
+    program_.long_call_dtype = long_call_dtypes(graph_);
     decide_in_place();
     for (std::size_t i = 0; i < graph_.ops.size(); ++i) program_.runs_at.push_back(i);
     for (std::size_t i = 0; i < graph_.ops.size(); ++i) {
@@ -98,6 +103,7 @@ class ProgramBuilder {
       if (!joins_batch(op, i)) {
         flush_batch();
         lower(op);
+        if (op.kind == OpKind::region && !program_.steps.empty()) recent_region_ = RecentRegion{program_.steps.size() - 1, i};
       }
     }
     flush_batch();
@@ -223,14 +229,23 @@ class ProgramBuilder {
     std::size_t last = 0;
     for (const auto* batch : {&first_, &second_})
       for (const PendingGemv& pending : *batch) last = std::max(last, pending.index);
+    std::vector<GemvMember*> firsts;  // may compute their x themselves (a folded layer norm + mix)
+    std::vector<std::size_t> first_ops;
+    for (PendingGemv& pending : first_) {
+      firsts.push_back(&pending.member);
+      first_ops.push_back(pending.index);
+    }
+    fold_row_prologues(graph_, recent_region_, firsts, first_ops, last, program_);
     for (auto* batch : {&first_, &second_}) {
       if (batch->empty()) continue;
-      std::vector<GemvMember> members;
+      RecentGemvBatch recent{program_.steps.size(), {}, {}};  // a one-token wkv kernel may take it (LoRA ups)
       for (PendingGemv& pending : *batch) {
         program_.runs_at[pending.index] = last;
-        members.push_back(std::move(pending.member));
+        recent.members.push_back(std::move(pending.member));
+        recent.ops.push_back(pending.index);
       }
-      program_.steps.push_back(gemv_group_step(members, program_));
+      program_.steps.push_back(gemv_group_step(recent.members, program_));
+      recent_batch_ = std::move(recent);
       batch->clear();
     }
   }
@@ -307,8 +322,7 @@ class ProgramBuilder {
       scope.producer[at(id)] = &op;
       materialized[at(id)] = false;
     }
-    add_fused_steps(program_, generate_fused(scope, op.results, materialized), slots(op.results),
-                    [](ValueId id) { return at(id); });
+    add_generated_steps(program_, scope, op.results, materialized, slots(op.results), [](ValueId id) { return at(id); });
   }
 
   // A matmul whose B is a weight reads it as [N, K] (weights the graph reads as [K, N] are
@@ -362,8 +376,10 @@ class ProgramBuilder {
     std::vector<Step> inline_steps = steps_of([&] { lower_region(op, false); });
     std::vector<Step> split_steps = steps_of([&] { lower_region(op, true); });
     std::optional<Step> one_token = wkv7_one_token(op);
-    program_.steps.push_back([inline_steps, split_steps, one_token](RunContext& ctx) {
+    std::optional<Step> long_call = wkv7_long_call_step(op, program_, &keeps_heads_apart);
+    program_.steps.push_back([inline_steps, split_steps, one_token, long_call](RunContext& ctx) {
       if (ctx.T == 1 && one_token) return (*one_token)(ctx);
+      if (ctx.T > kGemvMaxRows && long_call) return (*long_call)(ctx);
       for (const Step& step : ctx.T >= kSplitReductionsFrom ? split_steps : inline_steps) step(ctx);
     });
   }
@@ -476,14 +492,20 @@ class ProgramBuilder {
     for (std::size_t i = 0; i < post.inputs.size(); ++i) params += fmt::format(", const float* c_in{}", i);
     params += ", const float* r, const float* w, const float* k, const float* v, const float* a, const float* b, "
               "const float* s_in, float* s_out, float* y";
+    bool in_graph = &op >= graph_.ops.data() && &op < graph_.ops.data() + graph_.ops.size();
+    std::vector<FoldedUp> ups =
+        in_graph ? fold_lora_ups(graph_, static_cast<std::size_t>(&op - graph_.ops.data()), recent_batch_, program_, C)
+                 : std::vector<FoldedUp>{};
+    LoraFoldCode fold = lora_fold_code(ups, N, wkv_prefetch_enabled());
+    params += fold.params;
     std::string text = fmt::format(
-        "({0}) {{\n  (void)T;\n  kernel_entry();\n  const int h = blockIdx.x;\n  const i64 d0 = 0;\n{4}"
+        "({0}) {{\n  (void)T;\n  const int h = blockIdx.x;\n{6}  kernel_entry();\n{7}  const i64 d0 = 0;\n{4}"
         "  for (int c = threadIdx.x; c < {1}; c += blockDim.x) {{\n    const i64 d1 = (i64)h * {1} + c;\n{2}  }}\n"
         "  __syncthreads();  // the head's vectors are in memory\n"
         "  wkv7_head_one_token<{1}>(h, r, w, k, v, a, b, s_in, s_out, y);\n"
         "  __syncthreads();  // and its outputs\n{5}"
         "  for (int c = threadIdx.x; c < {1}; c += blockDim.x) {{\n    const i64 d1 = (i64)h * {1} + c;\n{3}  }}\n}}\n",
-        params, N, pre.body, post.body, pre.prologue, post.prologue);
+        params, N, pre.body, post.body, pre.prologue, post.prologue, fold.before_wait, fold.after_wait);
     std::uint64_t hash = 0xcbf29ce484222325ull;
     for (char ch : text) hash = (hash ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
     std::string name = fmt::format("wkv7_token_{:016x}", hash);
@@ -499,6 +521,7 @@ class ProgramBuilder {
     for (std::size_t i = 0; i < 7; ++i) slots.push_back(*slot[at(wkv->operands[i])]);
     slots.push_back(*slot[at(wkv->results[1])]);
     slots.push_back(*slot[at(wkv->results[0])]);
+    for (const FoldedUp& up : ups) slots.insert(slots.end(), {up.hidden, up.weight, up.out});
     auto threads = static_cast<unsigned>(std::min<Dim>(1024, 32 * N));
     return [kernel, slots, H, threads](RunContext& ctx) {
       LaunchArgs args;
@@ -628,7 +651,7 @@ class ProgramBuilder {
         outs.push_back(slot_of(id));
       }
       if (values.empty()) return;
-      add_fused_steps(program_, generate_fused(scope, values, ready), outs, slot_of);
+      add_generated_steps(program_, scope, values, ready, outs, slot_of);
       for (ValueId id : values) ready[at(id)] = true;
     };
 
@@ -687,11 +710,13 @@ class ProgramBuilder {
       outputs.push_back(y);
       outs.push_back(at(op.results[p]));
     }
-    if (!outputs.empty()) add_fused_steps(program_, generate_fused(scope, outputs, ready), outs, slot_of);
+    if (!outputs.empty()) add_generated_steps(program_, scope, outputs, ready, outs, slot_of);
   }
 
   const Graph& graph_;
   std::vector<PendingGemv> first_, second_;
+  std::optional<RecentGemvBatch> recent_batch_;
+  std::optional<RecentRegion> recent_region_;
   std::vector<TensorType> types_;
   std::vector<bool> is_weight_;
   Program program_;

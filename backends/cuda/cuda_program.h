@@ -105,6 +105,9 @@ struct Program {
   // must stay live until then.
   std::vector<std::size_t> runs_at;
   bool uses_cublas = false;
+  // By graph slot: the 16-bit type the value is held in during calls of more than 8 tokens
+  // (prefill_half.h), or f32.
+  std::vector<DType> long_call_dtype;
   std::size_t scratch_slot(std::size_t s) const { return staging_slot + 1 + s; }
   std::size_t slot_count() const { return staging_slot + 1 + scratch.size(); }
 };

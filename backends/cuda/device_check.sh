@@ -1,8 +1,8 @@
 #!/bin/bash
 # On the GPU machine (the device tool, from the repository root, carry [".device"]): builds the
 # CUDA backend and its tests, runs them, runs compute-sanitizer (memcheck, racecheck) over
-# forward passes of each tiny model (one-token calls and a 40-token prompt, which takes the
-# WKV7 row blocks), and times large random models. Logs go to $OUT (at most 7 files).
+# forward passes of each tiny model (one-token calls, a 40-token prompt in f32, and in f16 with
+# the chunked WKV7), and times large random models. Logs go to $OUT (at most 7 files).
 #   bash backends/cuda/device_check.sh [bench shapes, e.g. L24xD2048,L12xD768]
 # RWKVC_CHECK: the parts to run (default "tests sanitizer bench"; also "nopdl": the first shape
 # again with programmatic dependent launch off, and "torch": bench/torch_rwkv7.py at 1.5B,
@@ -20,7 +20,7 @@ build() {
   cmake -S . -B build-dev -G Ninja -DRWKVC_BUILD_BENCH=OFF "$@" > "$OUT/build.log" 2>&1 &&
     ninja -C build-dev rwkvc rwkvc_cuda_tests >> "$OUT/build.log" 2>&1
 }
-if [ "${RWKVC_SKIP_BUILD:-0}" != 1 ] && ! build -DRWKVC_VULKAN=OFF; then
+if [ "${RWKVC_SKIP_BUILD:-0}" != 1 ] && ! build -DRWKVC_CUDA=ON -DRWKVC_VULKAN=OFF; then
   tail -40 "$OUT/build.log"
   exit 1
 fi
@@ -57,13 +57,17 @@ if has sanitizer; then
   echo "== compute-sanitizer $(date +%T)"
   short=1,2,3,4,5,6,7,8,9,10,11,12
   long=$(seq -s, 1 40)
-  for model in rwkv7 rwkv4; do
-    for tool in memcheck racecheck; do
-      for run in "rnn $short" "gpt $long"; do
+  # Memcheck of everything first, then racecheck (the slower); each model one-token (the decode
+  # graph), a 40-token prompt in f32, and the same prompt in f16 with the chunked WKV7 taken (the
+  # 16-bit activations of long calls and the chunk records).
+  for tool in memcheck racecheck; do
+    for model in rwkv7 rwkv4; do
+      for run in "rnn $short f32" "gpt $long f32" "gpt $long f16"; do
         set -- $run
-        compute-sanitizer --tool $tool --error-exitcode 9 build-dev/rwkvc forward --backend cuda --mode $1 \
-          --model tests/models/$model-tiny.safetensors --tokens $2 > /tmp/sanitizer.tmp 2>&1
-        echo "$model $tool $1 rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/sanitizer.tmp | tr '\n' ' ')"
+        RWKVC_WKV7_CHUNKED_FROM=$([ "$3" = f16 ] && echo 16 || echo 0) \
+          compute-sanitizer --tool $tool --error-exitcode 9 build-dev/rwkvc forward --backend cuda --mode $1 \
+          --dtype $3 --model tests/models/$model-tiny.safetensors --tokens $2 > /tmp/sanitizer.tmp 2>&1
+        echo "$model $tool $1 $3 rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' /tmp/sanitizer.tmp | tr '\n' ' ')"
         cat /tmp/sanitizer.tmp >> "$OUT/sanitizer.log"
       done
     done

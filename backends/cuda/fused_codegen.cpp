@@ -73,6 +73,20 @@ class Emitter {
   }
 
   const Shape& shape(ValueId id) const { return scope_.types[static_cast<std::size_t>(id)].shape; }
+  // The C++ type output `id` is stored as, and the store of `v` in it.
+  DType store_type(ValueId id) const {
+    auto i = static_cast<std::size_t>(id);
+    return i < scope_.store_as.size() ? scope_.store_as[i] : DType::f32;
+  }
+  std::string stored(ValueId id, const std::string& v) const {
+    DType type = store_type(id);
+    if (type == DType::f32) return v;
+    return fmt::format("{}{{f32_to_{}_bits({})}}", type == DType::f16 ? "f16" : "bf16", type == DType::f16 ? "f16" : "bf16", v);
+  }
+  std::string output_pointer(ValueId id) const {
+    DType type = store_type(id);
+    return type == DType::f32 ? "float*" : type == DType::f16 ? "f16*" : "bf16*";
+  }
 
   // A block per row of the domain (`d0`): a layer_norm of a materialised [rows, C] value reads
   // its row's mean and inverse deviation from a block reduction done once, up front, for each
@@ -321,9 +335,9 @@ class Emitter {
     Dim H = head_->heads, N = head_->width;
     std::string head = fmt::format("(i64){}", head_->head);
     std::string channel = fmt::format("({} * {} + {})", head, N, j);
-    if (s == Shape{kSeq, H * N}) return Index{"0", channel};
+    if (s == Shape{kSeq, H * N}) return Index{head_->row, channel};
     if (s == Shape{H * N}) return Index{channel};
-    if (s == Shape{kSeq, H, N}) return Index{"0", head, j};
+    if (s == Shape{kSeq, H, N}) return Index{head_->row, head, j};
     if (s == Shape{H, N}) return Index{head, j};
     return std::nullopt;
   }
@@ -425,7 +439,7 @@ void emit_outputs(Emitter& emitter, std::span<const ValueId> outputs, const Shap
     Index at = broadcast_index(index, shape);
     if (!guards.empty()) emitter.open_scope(fmt::format("if ({})", fmt::join(guards, " && ")));
     std::string v = emitter.eval(outputs[o], at);
-    emitter.line(fmt::format("{}out{}[{}] = {};", emitter.prefix(), o, flat_offset(at, shape), v));
+    emitter.line(fmt::format("{}out{}[{}] = {};", emitter.prefix(), o, flat_offset(at, shape), emitter.stored(outputs[o], v)));
     if (!guards.empty()) emitter.close_scope();
   }
 }
@@ -450,7 +464,7 @@ std::optional<FusedKernel> generate_row_group(const CodegenScope& scope, const s
   emit_outputs(emitter, outputs, domain, domain_index(domain));
   if (!emitter.used_row_statistics()) return std::nullopt;
   std::string params = "i64 T";
-  for (std::size_t o = 0; o < outputs.size(); ++o) params += fmt::format(", float* out{}", o);
+  for (std::size_t o = 0; o < outputs.size(); ++o) params += fmt::format(", {} out{}", emitter.output_pointer(outputs[o]), o);
   for (std::size_t i = 0; i < emitter.inputs().size(); ++i) params += fmt::format(", const float* __restrict__ in{}", i);
   std::string text = fmt::format(
       "({}) {{\n  (void)T;\n  kernel_entry();\n  __shared__ float row_scratch[32];\n  const i64 d0 = blockIdx.x;\n{}"
@@ -470,7 +484,7 @@ FusedKernel generate_group(const CodegenScope& scope, const std::vector<ValueId>
   emit_outputs(emitter, outputs, domain, domain_index(domain));
 
   std::string params = "i64 T";
-  for (std::size_t o = 0; o < outputs.size(); ++o) params += fmt::format(", float* out{}", o);
+  for (std::size_t o = 0; o < outputs.size(); ++o) params += fmt::format(", {} out{}", emitter.output_pointer(outputs[o]), o);
   for (std::size_t i = 0; i < emitter.inputs().size(); ++i) params += fmt::format(", const float* __restrict__ in{}", i);
   std::string decode = "    i64 rest = e;\n";
   for (std::size_t i = domain.rank(); i-- > 0;) {
@@ -521,7 +535,7 @@ EpilogueKernel generate_gemv_epilogue(const CodegenScope& scope, std::span<const
   std::string text = fmt::format(
       "struct @NAME@_store {{\n{}"
       "  __device__ __forceinline__ void operator()(float*, int, int m, int n, float acc) const {{\n{}{}  }}\n}};\n"
-      "extern \"C\" __global__ void __launch_bounds__(256) @NAME@({}) {{\n"
+      "extern \"C\" __global__ void GEMV_LAUNCH_BOUNDS @NAME@({}) {{\n"
       "  gemv_rows<@W@, 1, true>(x, w, nullptr, K, N, @NAME@_store{{{}}}, blockIdx.x);\n}}\n",
       members, position, emitter.body(), params, init);
   auto replace_all = [](std::string text, const std::string& from, const std::string& to) {
@@ -536,15 +550,19 @@ EpilogueKernel generate_gemv_epilogue(const CodegenScope& scope, std::span<const
 
 ElementCode generate_element_code(const CodegenScope& scope, std::span<const ValueId> outputs,
                                   const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix,
-                                  const std::optional<HeadBlock>& head) {
+                                  const std::optional<HeadBlock>& head, bool row_statistics) {
   for (ValueId id : outputs)
     if (!broadcasts_to(scope.types[static_cast<std::size_t>(id)].shape, domain))
       throw IrError(fmt::format("output %{} does not broadcast to the domain {}", id, to_string(domain)));
   Emitter emitter(scope, materialized);
   emitter.set_prefix(prefix);
   if (head) emitter.use_head_reductions(*head);
+  if (row_statistics) emitter.use_row_statistics();
   emit_outputs(emitter, outputs, domain, domain_index(domain));
-  return {emitter.head_prologue(), emitter.body(), emitter.inputs()};
+  std::string prologue = emitter.head_prologue();
+  if (emitter.used_row_statistics())
+    prologue = "  __shared__ float row_scratch[32];\n" + emitter.row_statistics_prologue() + prologue;
+  return {prologue, emitter.body(), emitter.inputs()};
 }
 
 bool is_generatable(OpKind kind) {

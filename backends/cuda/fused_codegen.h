@@ -22,6 +22,9 @@ bool is_generatable(OpKind kind);
 struct CodegenScope {
   std::span<const TensorType> types;
   std::vector<const Op*> producer;  // by ValueId
+  // By ValueId, the type an output is stored in: f16/bf16 for a value only 16-bit matmuls read
+  // in a long call (prefill_half.h); empty or f32: float.
+  std::vector<DType> store_as = {};
 };
 
 struct FusedKernel {
@@ -47,13 +50,15 @@ std::vector<FusedKernel> generate_fused(const CodegenScope& scope, std::span<con
 struct HeadBlock {
   Dim heads = 0, width = 0;
   std::string head;  // the name of the block's head index (an int the caller declares)
+  std::string row = "0";  // the token's row: "0" (one token), or a variable the caller declares
 };
 
 // The statements that store each of `outputs` at the point d0, d1, ... of `domain` (variables
 // the caller declares), through pointers `prefix`out0... and reading `prefix`in0... (the
 // materialised `inputs`, in that order): for kernels that lay out their own loops. With `head`,
 // `prologue` holds the head's sums: every thread of the block runs it (it has barriers),
-// before the loop over the elements.
+// before the loop over the elements. With `row_statistics`, a layer_norm of a materialised
+// [rows, C] value at row d0 (a block per row) reads statistics that `prologue` block-reduces.
 struct ElementCode {
   std::string prologue;
   std::string body;
@@ -61,7 +66,7 @@ struct ElementCode {
 };
 ElementCode generate_element_code(const CodegenScope& scope, std::span<const ValueId> outputs,
                                   const std::vector<bool>& materialized, const Shape& domain, const std::string& prefix,
-                                  const std::optional<HeadBlock>& head = std::nullopt);
+                                  const std::optional<HeadBlock>& head = std::nullopt, bool row_statistics = false);
 
 // A GEMV entry point for one row whose store evaluates `outputs` (a matmul_epilogue region's
 // yields) from the accumulated product (`accumulator`, [1, N] or [N]) and the materialised

@@ -6,6 +6,12 @@ namespace rwkvc::cuda {
 // per lane, and bypass L1 (a weight is used once); x is small and re-read by every warp, so it stays
 // cached. Accumulation is f32; each warp reduces its row with shuffles.
 const char* const kGemvSource = R"CUDA(
+// The batched and epilogue GEMVs' entry points: blocks of 256 threads (8 rows). Their 80-96
+// registers a thread leave room for two blocks an SM; RWKVC_CUDA_GEMV_MIN_BLOCKS=3 asks the
+// compiler for three (tuning_defines()).
+#ifndef GEMV_LAUNCH_BOUNDS
+#define GEMV_LAUNCH_BOUNDS __launch_bounds__(256)
+#endif
 template <typename W> struct Pack;
 template <> struct Pack<float> {
   enum { E = 4 };
@@ -62,16 +68,24 @@ struct StoreRow {
   __device__ __forceinline__ void operator()(float* y, int N, int m, int n, float v) const { y[(i64)m * N + n] = v; }
 };
 
+// x as it is in memory. A decode GEMV may instead compute its x itself (a folded layer norm +
+// token shift mix, decode_ln_fold.cpp): a prologue that every thread of the block calls once,
+// after the wait, and that returns where x now is (shared memory).
+struct GemvNoPrologue {
+  __device__ __forceinline__ const float* operator()(const float* x) const { return x; }
+};
+
 // y[M, N] = x[M, K] W[N, K]^T; blockDim.x / 32 rows of W per block, block `row_block` of them
 // here. VEC: K % E == 0 and x, W 16-byte aligned (each row of W then starts aligned too).
-template <typename W, int M, bool VEC, typename Store>
-__device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* __restrict__ w, float* y, int K, int N,
-                                          Store store, int row_block) {
+template <typename W, int M, bool VEC, typename Store, typename Prologue = GemvNoPrologue>
+__device__ __forceinline__ void gemv_rows(const float* x_in, const W* __restrict__ w, float* y, int K, int N,
+                                          Store store, int row_block, Prologue prologue = Prologue()) {
   const int row = row_block * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   kernel_release_early();
   if (row >= N) {
     kernel_wait();
+    prologue(x_in);  // its barriers need every thread of the block
     return;
   }
   const W* wr = w + (i64)row * K;
@@ -92,6 +106,7 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
       for (int u = 0; u < 8; ++u) p[u] = load_weights(w4 + c + 32 * u);
     }
     kernel_wait();
+    const float* __restrict__ x = prologue(x_in);
     if (ahead) {
       // Long rows (K = 8192): the next eight loads are issued before this eight's arithmetic,
       // so each lane always has loads in flight.
@@ -117,6 +132,7 @@ __device__ __forceinline__ void gemv_rows(const float* __restrict__ x, const W* 
     for (; c < chunks; c += 32) gemv_chunk<W, M>(load_weights(w4 + c), x, K, c * E, acc);
   } else {
     kernel_wait();
+    const float* __restrict__ x = prologue(x_in);
     for (int k = lane; k < K; k += 32) {
       const float wv = to_f32(wr[k]);
 #pragma unroll

@@ -1,5 +1,6 @@
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "backends/cuda/kernel_sources.h"
 
@@ -16,7 +17,8 @@ std::string device_type(DType dtype) {
 }
 
 // Decode tuning switches for measurements (RWKVC_CUDA_EARLY_RELEASE=0 turns early release
-// off), as defines ahead of the prelude.
+// off; RWKVC_CUDA_GEMV_MIN_BLOCKS=n asks for n batched GEMV blocks an SM), as defines ahead
+// of the prelude.
 std::string tuning_defines() {
   auto off = [](const char* name) {
     const char* value = std::getenv(name);
@@ -24,6 +26,8 @@ std::string tuning_defines() {
   };
   std::string text;
   if (off("RWKVC_CUDA_EARLY_RELEASE")) text += "#define RWKVC_EARLY_RELEASE 0\n";
+  if (const char* blocks = std::getenv("RWKVC_CUDA_GEMV_MIN_BLOCKS"); blocks != nullptr && std::atoi(blocks) > 0)
+    text += "#define GEMV_LAUNCH_BOUNDS __launch_bounds__(256, " + std::to_string(std::atoi(blocks)) + ")\n";
   return text;
 }
 

@@ -191,6 +191,15 @@ __device__ __forceinline__ void wkv7_warp_rows(int T, int C, const float* __rest
   for (int q = 0; q < Q; ++q) s_out[row * N + lane + 32 * q] = S[q];
 }
 
+// Pulls [p, p + bytes) into L2, spread over the block. Only a hint, so it may run before
+// grid_wait(): the one-token kernel's state rows (and folded LoRA rows) then come from L2 once
+// the wait is over.
+__device__ __forceinline__ void prefetch_l2_block(const void* p, i64 bytes) {
+  const char* base = reinterpret_cast<const char*>(p);
+  for (i64 offset = (i64)threadIdx.x * 128; offset < bytes; offset += (i64)blockDim.x * 128)
+    asm volatile("prefetch.L2 [%0];" ::"l"(base + offset));
+}
+
 // One token of head h by one block (a fused wkv region's middle phase): warps take the
 // head's rows in turn, lanes the columns; the token's vectors stay in registers across rows.
 template <int N>
@@ -205,6 +214,29 @@ __device__ __forceinline__ void wkv7_head_one_token(int h, const float* r, const
   for (int q = 0; q < Q; ++q) {
     const i64 j = (i64)h * N + lane + 32 * q;
     cr[q] = r[j]; cw[q] = w[j]; ck[q] = k[j]; ca[q] = a[j]; cb[q] = b[j];
+  }
+  // The kernel runs min(32 N, 1024) threads: R rows a warp. Every row of the warp is loaded
+  // before the first is stored (s_out may be s_in, so the compiler would not hoist the loads).
+  constexpr int R = N > 32 ? N / 32 : 1;
+  if (warps * R == N) {
+    const int first = threadIdx.x >> 5;
+    float S[R][Q], vi[R];
+#pragma unroll
+    for (int u = 0; u < R; ++u) {
+      const i64 row = (i64)h * N + first + u * warps;
+      vi[u] = v[row];
+#pragma unroll
+      for (int q = 0; q < Q; ++q) S[u][q] = s_in[row * N + lane + 32 * q];
+    }
+#pragma unroll
+    for (int u = 0; u < R; ++u) {
+      const i64 row = (i64)h * N + first + u * warps;
+      const float out = wkv7_warp_row_step<Q>(S[u], cr, cw, ck, ca, cb, vi[u]);
+#pragma unroll
+      for (int q = 0; q < Q; ++q) s_out[row * N + lane + 32 * q] = S[u][q];
+      if (lane == 0) y[row] = out;
+    }
+    return;
   }
   for (int i = threadIdx.x >> 5; i < N; i += warps) {
     const i64 row = (i64)h * N + i;

@@ -21,8 +21,15 @@ namespace rwkvc::test {
 namespace {
 
 // The switches the variants set; each variant starts with all of them unset (everything on).
-constexpr const char* kSwitches[] = {"RWKVC_CUDA_EARLY_RELEASE", "RWKVC_CUDA_PDL"};
-constexpr const char* kDefaultVariants = "wait_first:RWKVC_CUDA_EARLY_RELEASE=0;early_release:;no_pdl:RWKVC_CUDA_PDL=0";
+constexpr const char* kSwitches[] = {"RWKVC_CUDA_EARLY_RELEASE",      "RWKVC_CUDA_PDL",
+                                     "RWKVC_CUDA_FOLD_LN",            "RWKVC_CUDA_FOLD_LN_ROW_BLOCKS",
+                                     "RWKVC_CUDA_FOLD_LORA_UP",       "RWKVC_CUDA_WKV_PREFETCH",
+                                     "RWKVC_CUDA_GEMV_MIN_BLOCKS"};
+// Session 5: the default (LoRA ups in the wkv kernel, state prefetch), with the layer-norm fold
+// on as well (4 row blocks a block), with three batched GEMV blocks an SM, and both folds off.
+constexpr const char* kDefaultVariants =
+    "default:;ln_fold:RWKVC_CUDA_FOLD_LN=1;gemv_3_blocks:RWKVC_CUDA_GEMV_MIN_BLOCKS=3;"
+    "all_off:RWKVC_CUDA_FOLD_LORA_UP=0,RWKVC_CUDA_WKV_PREFETCH=0";
 
 struct Shaped {
   ModelConfig config;

@@ -1,0 +1,150 @@
+#include "backends/cuda/prefill_wkv_region.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "backends/cuda/cuda_wkv7_prompt.h"
+#include "backends/cuda/fused_codegen.h"
+
+namespace rwkvc::cuda {
+
+namespace {
+
+std::size_t at(ValueId id) { return static_cast<std::size_t>(id); }
+
+bool enabled() {
+  const char* value = std::getenv("RWKVC_CUDA_WKV_HEAD_BLOCKS");
+  return value == nullptr || std::string(value) != "0";
+}
+
+std::uint64_t fnv1a(std::string_view text) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return hash;
+}
+
+std::string pointer_type(DType type) { return type == DType::f32 ? "float*" : type == DType::f16 ? "f16*" : "bf16*"; }
+
+// One generated kernel over [T, H * N] with a block of N threads per (token, head): the block's
+// head sums first (the prologue), then one channel a thread.
+struct HeadKernel {
+  KernelHandle* kernel = nullptr;
+  std::vector<std::size_t> slots;  // outputs, then inputs
+};
+
+HeadKernel head_kernel(Program& program, const CodegenScope& scope, const std::vector<ValueId>& outputs,
+                       const std::vector<bool>& ready, Dim H, Dim N,
+                       const std::vector<std::optional<std::size_t>>& slot) {
+  Shape domain{kSeq, H * N};
+  ElementCode code = generate_element_code(scope, outputs, ready, domain, "", HeadBlock{H, N, "h", "d0"});
+  std::string params = "i64 T";
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    auto id = at(outputs[o]);
+    DType type = id < scope.store_as.size() ? scope.store_as[id] : DType::f32;
+    params += fmt::format(", {} out{}", pointer_type(type), o);
+  }
+  for (std::size_t i = 0; i < code.inputs.size(); ++i) params += fmt::format(", const float* __restrict__ in{}", i);
+  std::string text = fmt::format(
+      "({0}) {{\n  (void)T;\n  kernel_entry();\n  const i64 d0 = blockIdx.x / {1};\n  const int h = (int)(blockIdx.x % {1});\n"
+      "{3}  for (int c = threadIdx.x; c < {2}; c += blockDim.x) {{\n    const i64 d1 = (i64)h * {2} + c;\n{4}  }}\n}}\n",
+      params, H, N, code.prologue, code.body);
+  std::string name = fmt::format("wkv_heads_{:016x}", fnv1a(text));
+  HeadKernel out;
+  out.kernel = program.module.kernel(name, fmt::format("extern \"C\" __global__ void __launch_bounds__(1024) {}{}", name, text));
+  for (ValueId id : outputs) out.slots.push_back(*slot[at(id)]);
+  for (ValueId id : code.inputs) out.slots.push_back(*slot[at(id)]);
+  return out;
+}
+
+}  // namespace
+
+std::optional<Step> wkv7_long_call_step(const Op& op, Program& program, const KeepsHeadsApart& keeps_heads_apart) {
+  if (!enabled()) return std::nullopt;
+  const Region& body = *op.region;
+  std::span<const TensorType> types = body.values;
+  const Op* wkv = nullptr;
+  for (const Op& inner : body.ops) {
+    if (inner.kind == OpKind::wkv7) {
+      if (wkv != nullptr) return std::nullopt;
+      wkv = &inner;
+    } else if (!is_generatable(inner.kind)) {
+      return std::nullopt;
+    }
+  }
+  if (body.kind != "wkv" || wkv == nullptr || at(wkv->operands[6]) >= body.arguments) return std::nullopt;
+  const Shape& state = types[at(wkv->operands[6])].shape;
+  Dim H = state[0], N = state[1];
+  Shape domain{kSeq, H * N};
+  if (N % 32 != 0 || N > 128) return std::nullopt;
+  for (std::size_t i = 0; i < 6; ++i)
+    if (types[at(wkv->operands[i])].shape != domain) return std::nullopt;
+  for (const Op& inner : body.ops)
+    if (!keeps_heads_apart(inner, types, H, N)) return std::nullopt;
+
+  // Slots: arguments in the operands', yields in the results', the recurrence's operands and
+  // results in scratch otherwise (this form's scratch; the region's other forms run instead).
+  std::vector<std::optional<std::size_t>> slot(types.size());
+  for (std::size_t i = 0; i < body.arguments; ++i) slot[i] = at(op.operands[i]);
+  std::vector<ValueId> after;
+  CodegenScope scope{types, std::vector<const Op*>(types.size(), nullptr)};
+  for (std::size_t p = 0; p < body.yields.size(); ++p) {
+    ValueId y = body.yields[p];
+    if (slot[at(y)]) return std::nullopt;  // an argument or a value yielded twice: a copy
+    slot[at(y)] = at(op.results[p]);
+    if (y == wkv->results[0] || y == wkv->results[1]) continue;
+    if (types[at(y)].shape != domain) return std::nullopt;
+    after.push_back(y);
+    std::size_t result = at(op.results[p]);
+    if (result < program.long_call_dtype.size() && program.long_call_dtype[result] != DType::f32) {
+      scope.store_as.resize(types.size(), DType::f32);
+      scope.store_as[at(y)] = program.long_call_dtype[result];
+    }
+  }
+  std::size_t scratch_used = 0;
+  auto place = [&](ValueId id) {
+    if (slot[at(id)]) return;
+    if (program.scratch.size() <= scratch_used) program.scratch.emplace_back();
+    program.scratch[scratch_used].push_back(types[at(id)].shape);
+    slot[at(id)] = program.scratch_slot(scratch_used++);
+  };
+  std::vector<ValueId> before;
+  for (std::size_t i = 0; i < 6; ++i) {
+    ValueId id = wkv->operands[i];
+    if (at(id) >= body.arguments && std::find(before.begin(), before.end(), id) == before.end()) before.push_back(id);
+    place(id);
+  }
+  for (ValueId id : wkv->results) place(id);
+
+  for (const Op& inner : body.ops)
+    for (ValueId id : inner.results) scope.producer[at(id)] = &inner;
+  std::vector<bool> ready(types.size(), false);
+  for (std::size_t i = 0; i < body.arguments; ++i) ready[i] = true;
+  std::optional<HeadKernel> pre, post;
+  if (!before.empty()) pre = head_kernel(program, scope, before, ready, H, N, slot);
+  for (ValueId id : before) ready[at(id)] = true;
+  for (ValueId id : wkv->results) ready[at(id)] = true;
+  if (!after.empty()) post = head_kernel(program, scope, after, ready, H, N, slot);
+
+  std::vector<std::size_t> operands, results;
+  for (ValueId id : wkv->operands) operands.push_back(*slot[at(id)]);
+  for (ValueId id : wkv->results) results.push_back(*slot[at(id)]);
+  Step recurrence = wkv7_any_length_step(program, operands, results, types[at(wkv->operands[0])].shape, state);
+
+  auto threads = static_cast<unsigned>(N);
+  return [pre, post, recurrence, H, threads](RunContext& ctx) {
+    auto launch = [&](const HeadKernel& k) {
+      LaunchArgs args;
+      args.add<long long>(ctx.T);
+      for (std::size_t s : k.slots) args.add(ctx.slots[s]);
+      ctx.launch(*k.kernel, dim3(static_cast<unsigned>(ctx.T * H)), dim3(threads), args);
+    };
+    if (pre) launch(*pre);
+    recurrence(ctx);
+    if (post) launch(*post);
+  };
+}
+
+}  // namespace rwkvc::cuda
