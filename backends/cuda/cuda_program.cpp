@@ -16,6 +16,7 @@
 #include "backends/cuda/kernel_sources.h"
 #include "backends/cuda/prefill_half.h"
 #include "backends/cuda/prefill_wkv_region.h"
+#include "backends/cuda/wkv_region_form.h"
 #include "ir/error.h"
 
 namespace rwkvc::cuda {
@@ -376,38 +377,12 @@ class ProgramBuilder {
     std::vector<Step> inline_steps = steps_of([&] { lower_region(op, false); });
     std::vector<Step> split_steps = steps_of([&] { lower_region(op, true); });
     std::optional<Step> one_token = wkv7_one_token(op);
-    std::optional<Step> long_call = wkv7_long_call_step(op, program_, &keeps_heads_apart);
+    std::optional<Step> long_call = wkv7_long_call_step(op, program_);
     program_.steps.push_back([inline_steps, split_steps, one_token, long_call](RunContext& ctx) {
       if (ctx.T == 1 && one_token) return (*one_token)(ctx);
       if (ctx.T > kGemvMaxRows && long_call) return (*long_call)(ctx);
       for (const Step& step : ctx.T >= kSplitReductionsFrom ? split_steps : inline_steps) step(ctx);
     });
-  }
-
-  // Whether `op` of a wkv region keeps heads apart: what it computes for one head's channels
-  // reads only that head's channels of the values computed inside the region (elementwise ops,
-  // reshapes between head-major layouts, and reductions over one head).
-  static bool keeps_heads_apart(const Op& op, std::span<const TensorType> types, Dim H, Dim N) {
-    auto shape = [&](ValueId id) { return types[at(id)].shape; };
-    auto channels = [&](const Shape& s) {  // head-major layouts of C = H * N values
-      return s == Shape{kSeq, H * N} || s == Shape{kSeq, H, N} || s == Shape{H * N} || s == Shape{H, N};
-    };
-    auto per_head = [&](const Shape& s) {
-      return s == Shape{kSeq, H, 1} || s == Shape{H, 1} || s == Shape{kSeq, H} || s == Shape{H};
-    };
-    switch (op.kind) {
-      case OpKind::wkv7:
-      case OpKind::constant:
-      case OpKind::lerp: return true;
-      case OpKind::reshape: {
-        const Shape &from = shape(op.operands[0]), &to = shape(op.results[0]);
-        return (channels(from) && channels(to)) || (per_head(from) && per_head(to));
-      }
-      case OpKind::reduce_sum: return shape(op.operands[0]) == Shape{kSeq, H, N} || shape(op.operands[0]) == Shape{H, N};
-      case OpKind::l2_norm:
-      case OpKind::group_norm: return op.int_attr("groups") == H && channels(shape(op.operands[0]));
-      default: return is_unary_elementwise(op.kind) || is_binary_elementwise(op.kind);
-    }
   }
 
   // RWKVC_CUDA_HEAD_REDUCTIONS=0 (read once): the one-token wkv kernel re-sums each head
@@ -426,26 +401,13 @@ class ProgramBuilder {
   // sums they need (the l2 norm before, the group norm's and the bonus after) are block
   // reductions run once by all the block's threads. Null when the region does not have that form.
   std::optional<Step> wkv7_one_token(const Op& op) {
+    std::optional<HeadwiseWkv7> form = match_headwise_wkv7(op);
+    if (!form) return std::nullopt;
     const Region& body = *op.region;
     std::span<const TensorType> types = body.values;
-    const Op* wkv = nullptr;
-    for (const Op& inner : body.ops) {
-      if (inner.kind == OpKind::wkv7) {
-        if (wkv != nullptr) return std::nullopt;
-        wkv = &inner;
-      } else if (!is_generatable(inner.kind)) {
-        return std::nullopt;
-      }
-    }
-    if (body.kind != "wkv" || wkv == nullptr || at(wkv->operands[6]) >= body.arguments) return std::nullopt;
-    const Shape& state = types[at(wkv->operands[6])].shape;
-    Dim H = state[0], N = state[1], C = H * N;
+    const Op* wkv = form->wkv;
+    Dim H = form->heads, N = form->size, C = H * N;
     Shape domain{kSeq, C};
-    if (N % 32 != 0 || N > 128) return std::nullopt;
-    for (std::size_t i = 0; i < 6; ++i)
-      if (types[at(wkv->operands[i])].shape != domain) return std::nullopt;
-    for (const Op& inner : body.ops)
-      if (!keeps_heads_apart(inner, types, H, N)) return std::nullopt;
 
     // Slots: arguments in the operands', the wkv7 operands and results in scratch unless
     // they are arguments or yields, the other yields (computed last) in the results'.

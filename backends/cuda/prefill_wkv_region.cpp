@@ -8,6 +8,7 @@
 
 #include "backends/cuda/cuda_wkv7_prompt.h"
 #include "backends/cuda/fused_codegen.h"
+#include "backends/cuda/wkv_region_form.h"
 
 namespace rwkvc::cuda {
 
@@ -61,28 +62,15 @@ HeadKernel head_kernel(Program& program, const CodegenScope& scope, const std::v
 
 }  // namespace
 
-std::optional<Step> wkv7_long_call_step(const Op& op, Program& program, const KeepsHeadsApart& keeps_heads_apart) {
+std::optional<Step> wkv7_long_call_step(const Op& op, Program& program) {
   if (!enabled()) return std::nullopt;
+  std::optional<HeadwiseWkv7> form = match_headwise_wkv7(op);
+  if (!form) return std::nullopt;
   const Region& body = *op.region;
   std::span<const TensorType> types = body.values;
-  const Op* wkv = nullptr;
-  for (const Op& inner : body.ops) {
-    if (inner.kind == OpKind::wkv7) {
-      if (wkv != nullptr) return std::nullopt;
-      wkv = &inner;
-    } else if (!is_generatable(inner.kind)) {
-      return std::nullopt;
-    }
-  }
-  if (body.kind != "wkv" || wkv == nullptr || at(wkv->operands[6]) >= body.arguments) return std::nullopt;
-  const Shape& state = types[at(wkv->operands[6])].shape;
-  Dim H = state[0], N = state[1];
+  const Op* wkv = form->wkv;
+  Dim H = form->heads, N = form->size;
   Shape domain{kSeq, H * N};
-  if (N % 32 != 0 || N > 128) return std::nullopt;
-  for (std::size_t i = 0; i < 6; ++i)
-    if (types[at(wkv->operands[i])].shape != domain) return std::nullopt;
-  for (const Op& inner : body.ops)
-    if (!keeps_heads_apart(inner, types, H, N)) return std::nullopt;
 
   // Slots: arguments in the operands', yields in the results', the recurrence's operands and
   // results in scratch otherwise (this form's scratch; the region's other forms run instead).
@@ -131,7 +119,8 @@ std::optional<Step> wkv7_long_call_step(const Op& op, Program& program, const Ke
   std::vector<std::size_t> operands, results;
   for (ValueId id : wkv->operands) operands.push_back(*slot[at(id)]);
   for (ValueId id : wkv->results) results.push_back(*slot[at(id)]);
-  Step recurrence = wkv7_any_length_step(program, operands, results, types[at(wkv->operands[0])].shape, state);
+  Step recurrence = wkv7_any_length_step(program, operands, results, types[at(wkv->operands[0])].shape,
+                                           types[at(wkv->operands[6])].shape);
 
   auto threads = static_cast<unsigned>(N);
   return [pre, post, recurrence, H, threads](RunContext& ctx) {

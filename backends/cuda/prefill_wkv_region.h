@@ -3,23 +3,19 @@
 // recurrence, and the post-ops (group norm, bonus, gate) as another such kernel. The head-wide
 // sums (the key's l2 norm, the group norm's statistics, the bonus) are block reductions done
 // once per (token, head), where the region's other long-call form materialises their operands
-// and runs a kernel per reduction. Taken when every op of the body keeps heads apart (the
-// caller's check, as for the one-token kernel). RWKVC_CUDA_WKV_HEAD_BLOCKS=0 (read when a
+// and runs a kernel per reduction. Taken for the head-wise form (wkv_region_form.h), as the
+// one-token kernel is. RWKVC_CUDA_WKV_HEAD_BLOCKS=0 (read when a
 // program is built) keeps the other form.
 #pragma once
 
-#include <functional>
 #include <optional>
-#include <span>
 
 #include "backends/cuda/cuda_program.h"
 #include "ir/graph.h"
 
 namespace rwkvc::cuda {
 
-using KeepsHeadsApart = std::function<bool(const Op&, std::span<const TensorType>, Dim heads, Dim width)>;
-
 // The step for calls of more than kGemvMaxRows tokens, or null when the region has no such form.
-std::optional<Step> wkv7_long_call_step(const Op& op, Program& program, const KeepsHeadsApart& keeps_heads_apart);
+std::optional<Step> wkv7_long_call_step(const Op& op, Program& program);
 
 }  // namespace rwkvc::cuda

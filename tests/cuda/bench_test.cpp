@@ -9,52 +9,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include "backends/cuda/roofline.h"
+#include "bench_models.h"
 #include "cuda_test_support.h"
 
 namespace rwkvc::test {
-
-namespace {
-
-// Uniform random weights in the graph's declared shapes and dtypes (matrices f16 after the
-// lower-precision pass): fast to make at billions of parameters; the values only need to be
-// non-zero and tame (matrices scaled by 1/sqrt(fan-in), vectors in (0, 1)).
-WeightMap random_weights(const Graph& graph) {
-  WeightMap weights;
-  std::mt19937_64 rng(42);
-  for (const WeightDecl& decl : graph.weights) {
-    const TensorType& type = graph.type(decl.value);
-    HostTensor tensor(type.dtype, type.shape);
-    double scale = type.shape.rank() == 2 ? 1.0 / std::sqrt(static_cast<double>(type.shape[1])) : 1.0;
-    bool decay = decl.key.find("w0") != std::string::npos;
-    std::byte* data = tensor.mutable_data();
-    for (std::int64_t i = 0; i < tensor.numel(); ++i) {
-      double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-      float v = static_cast<float>(type.shape.rank() == 2 ? (2.0 * u - 1.0) * scale : decay ? -6.0 + 5.0 * u : 0.1 + 0.8 * u);
-      switch (type.dtype) {
-        case DType::f32: reinterpret_cast<float*>(data)[i] = v; break;
-        case DType::f16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_half(v); break;
-        case DType::bf16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_bf16(v); break;
-        case DType::i32: break;
-      }
-    }
-    weights.emplace(decl.key, std::move(tensor));
-  }
-  return weights;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-}  // namespace
 
 TEST_CASE("CUDA decode and prefill speed on large random RWKV-7 models", "[.bench][cuda]") {
   auto cuda = cuda_or_skip();
@@ -65,12 +29,7 @@ TEST_CASE("CUDA decode and prefill speed on large random RWKV-7 models", "[.benc
   double peak = cuda::gemm_rate(0);
   std::stringstream list(shapes);
   for (std::string item; std::getline(list, item, ',');) {
-    std::int64_t layers = 0, embd = 0;
-    REQUIRE(std::sscanf(item.c_str(), "L%ldxD%ld", &layers, &embd) == 2);
-    ModelConfig config = standard_config(Arch::rwkv7, layers, embd, 65536);
-    Graph graph = passes::run_pipeline(build_graph(config),
-                                       passes::parse_pipeline(passes::preset_pipeline(2) + ",lower-precision=f16"));
-    WeightMap weights = random_weights(graph);
+    auto [config, graph, weights] = bench_model(item);
     auto exe = cuda->compile(graph, weights);
     ExecutionStats compiled = exe->stats();
     // Bytes one decode step must read: every weight but the embedding table, of which one row.
@@ -134,7 +93,7 @@ TEST_CASE("CUDA decode and prefill speed on large random RWKV-7 models", "[.benc
         "{{\"model\": \"rwkv7 L{} D{} V{} f16\", \"dependent_launch\": {}, \"weight_bytes\": {}, \"copy_bandwidth_gbs\": {:.1f}, "
         "\"gemm_peak_tflops\": {:.1f}, \"decode\": {{\"tokens_per_s_device\": {:.1f}, \"tokens_per_s_wall\": {:.1f}, "
         "\"of_roofline\": {:.3f}, \"kernels\": {}}}{}}}",
-        layers, embd, config.vocab, pdl_off ? "false" : "true", compiled.weight_bytes, bandwidth / 1e9, peak / 1e12, 1.0 / decode_device,
+        config.layers, config.embd, config.vocab, pdl_off ? "false" : "true", compiled.weight_bytes, bandwidth / 1e9, peak / 1e12, 1.0 / decode_device,
         1.0 / decode_wall, bytes_per_token / bandwidth / decode_device, decode_kernels, prefill_json);
     fmt::print("{}\n", json);
     if (const char* out = std::getenv("RWKVC_BENCH_OUT"); out != nullptr) std::ofstream(out, std::ios::app) << json << "\n";

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "backends/cuda/roofline.h"
+#include "bench_models.h"
 #include "cuda_test_support.h"
 
 namespace rwkvc::test {
@@ -30,47 +31,6 @@ constexpr const char* kSwitches[] = {"RWKVC_CUDA_EARLY_RELEASE",      "RWKVC_CUD
 constexpr const char* kDefaultVariants =
     "default:;ln_fold:RWKVC_CUDA_FOLD_LN=1;gemv_3_blocks:RWKVC_CUDA_GEMV_MIN_BLOCKS=3;"
     "all_off:RWKVC_CUDA_FOLD_LORA_UP=0,RWKVC_CUDA_WKV_PREFETCH=0";
-
-struct Shaped {
-  ModelConfig config;
-  Graph graph;
-  WeightMap weights;
-};
-
-// Weights in the declared dtypes, uniform in a tame range (matrices scaled by 1/sqrt(fan-in),
-// decays negative): values need only be non-zero; a hash of the index keeps this fast at
-// billions of parameters.
-Shaped random_shape(const std::string& item) {
-  std::int64_t layers = 0, embd = 0;
-  REQUIRE(std::sscanf(item.c_str(), "L%ldxD%ld", &layers, &embd) == 2);
-  Shaped s;
-  s.config = standard_config(Arch::rwkv7, layers, embd, 65536);
-  s.graph = passes::run_pipeline(build_graph(s.config),
-                                 passes::parse_pipeline(passes::preset_pipeline(2) + ",lower-precision=f16"));
-  std::uint64_t seed = 0x9e3779b97f4a7c15ull;
-  for (const WeightDecl& decl : s.graph.weights) {
-    const TensorType& type = s.graph.type(decl.value);
-    HostTensor tensor(type.dtype, type.shape);
-    bool matrix = type.shape.rank() == 2, decay = decl.key.find("w0") != std::string::npos;
-    double scale = matrix ? 1.0 / std::sqrt(static_cast<double>(type.shape[1])) : 1.0;
-    std::byte* data = tensor.mutable_data();
-    for (std::int64_t i = 0; i < tensor.numel(); ++i) {
-      std::uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      double u = static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-      auto v = static_cast<float>(matrix ? (2.0 * u - 1.0) * scale : decay ? -6.0 + 5.0 * u : 0.1 + 0.8 * u);
-      switch (type.dtype) {
-        case DType::f32: reinterpret_cast<float*>(data)[i] = v; break;
-        case DType::f16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_half(v); break;
-        case DType::bf16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_bf16(v); break;
-        case DType::i32: break;
-      }
-    }
-    s.weights.emplace(decl.key, std::move(tensor));
-  }
-  return s;
-}
 
 void set_switches(const std::string& settings) {
   for (const char* name : kSwitches) ::unsetenv(name);
@@ -99,7 +59,7 @@ TEST_CASE("CUDA decode speed with each decode tuning on and off", "[.decode_benc
   const char* variants = std::getenv("RWKVC_DECODE_VARIANTS");
   double bandwidth = cuda::copy_bandwidth(0);
   for (const std::string& item : split(shapes != nullptr ? shapes : "L24xD2048", ',')) {
-    Shaped shaped = random_shape(item);
+    BenchModel shaped = bench_model(item);
     std::int64_t table = shaped.config.vocab * shaped.config.embd * 2;
     for (const std::string& variant : split(variants != nullptr ? variants : kDefaultVariants, ';')) {
       auto colon = variant.find(':');
@@ -138,7 +98,7 @@ TEST_CASE("Eager one-token CUDA forwards for a kernel profiler", "[.decode_profi
   auto cuda = cuda_or_skip();
   if (!cuda) return;
   const char* shapes = std::getenv("RWKVC_BENCH_SHAPES");
-  Shaped shaped = random_shape(split(shapes != nullptr ? shapes : "L24xD2048", ',').front());
+  BenchModel shaped = bench_model(split(shapes != nullptr ? shapes : "L24xD2048", ',').front());
   ::setenv("RWKVC_CUDA_GRAPHS", "0", 1);
   auto exe = cuda->compile(shaped.graph, shaped.weights);
   State state = exe->new_state();

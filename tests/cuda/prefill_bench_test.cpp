@@ -16,48 +16,10 @@
 #include <fmt/format.h>
 
 #include "backends/cuda/roofline.h"
+#include "bench_models.h"
 #include "cuda_test_support.h"
 
 namespace rwkvc::test {
-
-namespace {
-
-// Cheap uniform weights in the declared shapes and dtypes: matrices in +-1/sqrt(fan-in),
-// vectors in (0.1, 0.9), the decay base w0 in (-6, -1). Hash-based, so billions are quick.
-WeightMap quick_weights(const Graph& graph) {
-  WeightMap weights;
-  std::uint64_t counter = 0;
-  for (const WeightDecl& decl : graph.weights) {
-    const TensorType& type = graph.type(decl.value);
-    HostTensor tensor(type.dtype, type.shape);
-    bool matrix = type.shape.rank() == 2;
-    double scale = matrix ? 1.0 / std::sqrt(static_cast<double>(type.shape[1])) : 1.0;
-    bool decay = decl.key.find("w0") != std::string::npos;
-    std::byte* data = tensor.mutable_data();
-    for (std::int64_t i = 0; i < tensor.numel(); ++i) {
-      std::uint64_t z = (counter++ + 1) * 0x9e3779b97f4a7c15ull;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      double u = static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
-      auto v = static_cast<float>(matrix ? (2.0 * u - 1.0) * scale : decay ? -6.0 + 5.0 * u : 0.1 + 0.8 * u);
-      switch (type.dtype) {
-        case DType::f32: reinterpret_cast<float*>(data)[i] = v; break;
-        case DType::f16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_half(v); break;
-        case DType::bf16: reinterpret_cast<std::uint16_t*>(data)[i] = float_to_bf16(v); break;
-        case DType::i32: break;
-      }
-    }
-    weights.emplace(decl.key, std::move(tensor));
-  }
-  return weights;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-}  // namespace
 
 TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefill_bench][cuda]") {
   auto cuda = cuda_or_skip();
@@ -67,12 +29,7 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
   double peak = cuda::gemm_rate(0);
   std::stringstream list(shapes);
   for (std::string item; std::getline(list, item, ',');) {
-    std::int64_t layers = 0, embd = 0;
-    REQUIRE(std::sscanf(item.c_str(), "L%ldxD%ld", &layers, &embd) == 2);
-    ModelConfig config = standard_config(Arch::rwkv7, layers, embd, 65536);
-    Graph graph = passes::run_pipeline(build_graph(config),
-                                       passes::parse_pipeline(passes::preset_pipeline(2) + ",lower-precision=f16"));
-    WeightMap weights = quick_weights(graph);
+    auto [config, graph, weights] = bench_model(item);
     struct Variant {
       const char* name;
       const char* half;
@@ -96,7 +53,7 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
       unsigned seed = 7;
 
       std::string json = fmt::format("{{\"model\": \"rwkv7 L{} D{} V{} f16\", \"variant\": \"{}\", \"gemm_peak_tflops\": {:.1f}",
-                                     layers, embd, config.vocab, variant.name, peak / 1e12);
+                                     config.layers, config.embd, config.vocab, variant.name, peak / 1e12);
       for (std::int64_t length : {512, 4096}) {
         std::vector<double> times;
         std::int64_t kernels = 0;
@@ -126,7 +83,7 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
       std::fflush(stdout);
       if (const char* out = std::getenv("RWKVC_BENCH_OUT"); out != nullptr) std::ofstream(out, std::ios::app) << json << "\n";
       if (variant.name == std::string("base") || variant.name == std::string("all")) {
-        fmt::print(stderr, "== {} L{} D{}\n", variant.name, layers, embd);
+        fmt::print(stderr, "== {} L{} D{}\n", variant.name, config.layers, config.embd);
         ::setenv("RWKVC_CUDA_PROFILE", "1", 1);
         auto prompt = random_tokens(4096, config.vocab, seed++);
         State fresh = exe->new_state();
