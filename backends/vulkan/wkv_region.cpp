@@ -53,9 +53,12 @@ class WkvKernel {
   // `split` invocations per state row (1: one invocation per row; more needs subgroup shuffles).
   // `prefetch`: each token's loaded inputs are read one token ahead (the first token's before
   // the state), so their latency overlaps the state's load or the previous token's step.
+  // `ups_ahead`: likewise the folded LoRA ups, computed a token ahead (the first token's before
+  // the state is staged), so their loads overlap the state's and each other's.
   WkvKernel(const Region& region, std::int64_t heads, std::int64_t n, std::int64_t split, bool prefetch,
-            std::map<std::size_t, LoraUp> ups = {})
-      : region_(region), heads_(heads), n_(n), split_(split), prefetch_(prefetch), ups_(std::move(ups)) {}
+            bool ups_ahead, std::map<std::size_t, LoraUp> ups = {})
+      : region_(region), heads_(heads), n_(n), split_(split), prefetch_(prefetch), ups_ahead_(ups_ahead),
+        ups_(std::move(ups)) {}
 
   bool add(const Op& op) {
     auto result_place = [&](std::size_t k) { return classify(region_.values[at(op.results[k])].shape, heads_, n_); };
@@ -127,7 +130,8 @@ class WkvKernel {
   KernelSource source(const DeviceFeatures& features, std::size_t outputs) const {
     std::string label = split_ > 1 ? fmt::format("wkv region split{} H{} N{} fused {} inputs", split_, heads_, n_, inputs_.size())
                                    : fmt::format("wkv region H{} N{} fused {} inputs", heads_, n_, inputs_.size());
-    if (!prefetch_first_.empty()) label += " prefetched";
+    if (prefetch_ && inputs_.size() > ups_.size()) label += " prefetched";
+    if (ups_ahead_ && !ups_.empty()) label += " ups ahead";
     GlslBuilder shader(features, label);
     for (std::size_t k = 0; k < inputs_.size(); ++k)
       shader.buffer(fmt::format("in{}", k), region_.values[at(inputs_[k])].dtype, Access::read,
@@ -222,7 +226,14 @@ class WkvKernel {
     if (!place) return std::nullopt;
     if (ups_.contains(inputs_.size())) {
       if (place->layout != Layout::channel || !place->per_token) return std::nullopt;
-      body_ += fmt::format("    float v{} = lora_up{}(t, c);\n", id, inputs_.size());
+      std::size_t k = inputs_.size();
+      if (ups_ahead_) {
+        prefetch_first_ += fmt::format("  float p{} = lora_up{}(0u, c);\n", id, k);
+        prefetch_take_ += fmt::format("    float v{0} = p{0};\n", id);
+        prefetch_next_ += fmt::format("      p{} = lora_up{}(tn, c);\n", id, k);
+      } else {
+        body_ += fmt::format("    float v{} = lora_up{}(t, c);\n", id, k);
+      }
     } else if (prefetch_) {
       std::size_t k = inputs_.size();
       prefetch_first_ += fmt::format("  float p{} = load_in{}({});\n", id, k, element_index(*place, "0u"));
@@ -272,10 +283,10 @@ class WkvKernel {
 
   const Region& region_;
   std::int64_t heads_, n_, split_;
-  bool prefetch_;
+  bool prefetch_, ups_ahead_;
   std::map<std::size_t, LoraUp> ups_;  // by input: inputs computed in the kernel
   std::string body_, stores_;
-  std::string prefetch_first_, prefetch_take_, prefetch_next_;  // the loaded inputs, one token ahead
+  std::string prefetch_first_, prefetch_take_, prefetch_next_;  // inputs (and ups) one token ahead
   std::map<ValueId, Place> places_;
   std::vector<ValueId> inputs_;
   ValueId state_in_ = kNoValue, state_out_ = kNoValue;
@@ -301,16 +312,24 @@ std::int64_t row_split(const DeviceFeatures& features, std::int64_t n) {
   return fits ? split : 1;
 }
 
-// Whether the one-token-at-a-time wkv kernel reads its inputs a token ahead:
-// RWKVC_VULKAN_WKV_PREFETCH=0|1 (default 0).
-bool input_prefetch() {
-  const char* env = std::getenv("RWKVC_VULKAN_WKV_PREFETCH");
+// A 0|1 switch read from the environment (default 0).
+bool switch_on(const char* name) {
+  const char* env = std::getenv(name);
   if (env == nullptr || *env == '\0') return false;
   std::string_view text(env);
-  if (text != "0" && text != "1")
-    throw std::invalid_argument(fmt::format("RWKVC_VULKAN_WKV_PREFETCH='{}': expected 0 or 1", text));
+  if (text != "0" && text != "1") throw std::invalid_argument(fmt::format("{}='{}': expected 0 or 1", name, text));
   return text == "1";
 }
+
+// Whether the one-token-at-a-time wkv kernel reads its inputs a token ahead:
+// RWKVC_VULKAN_WKV_PREFETCH=0|1 (default 0).
+bool input_prefetch() { return switch_on("RWKVC_VULKAN_WKV_PREFETCH"); }
+
+// Whether the LoRA ups folded into the wkv kernel (RWKVC_VULKAN_FOLDS=...,lora_up) are computed
+// a token ahead, all before the recurrence: RWKVC_VULKAN_WKV_UPS_AHEAD=0|1 (default 0). In the
+// body each up is computed where first read, the gate's after the recurrence's barriers, so
+// its loads cannot overlap the others'; ahead, the first token's loads overlap the state's.
+bool ups_ahead() { return switch_on("RWKVC_VULKAN_WKV_UPS_AHEAD"); }
 
 }  // namespace
 
@@ -327,8 +346,8 @@ std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeature
     return std::nullopt;
 
   std::int64_t split = row_split(features, n);
-  bool prefetch = input_prefetch();
-  WkvKernel kernel(region, heads, n, split, prefetch);
+  bool prefetch = input_prefetch(), ahead = ups_ahead();
+  WkvKernel kernel(region, heads, n, split, prefetch, false);
   for (const Op& inner : region.ops)
     if (!kernel.add(inner)) return std::nullopt;
   for (std::size_t k = 0; k < region.yields.size(); ++k)
@@ -352,9 +371,9 @@ std::optional<Step> fused_wkv_step(PipelineStore& pipelines, const DeviceFeature
   };
   const Region* body = &region;
   std::size_t outputs = results.size();
-  form->source = [body, heads, n, split, prefetch, &features, outputs](const std::map<std::size_t, LoraUp>& ups)
+  form->source = [body, heads, n, split, prefetch, ahead, &features, outputs](const std::map<std::size_t, LoraUp>& ups)
       -> std::optional<KernelSource> {
-    WkvKernel folded(*body, heads, n, split, prefetch, ups);
+    WkvKernel folded(*body, heads, n, split, prefetch, ahead, ups);
     for (const Op& inner : body->ops)
       if (!folded.add(inner)) return std::nullopt;
     for (std::size_t k = 0; k < body->yields.size(); ++k)

@@ -4,7 +4,9 @@
 // recurrence step on its part of its row of the state, and stores the region's outputs. With
 // subgroup shuffles each row is split over 4 invocations (columns j = 4 jj + q, the row's sums
 // closed with shuffles), so a head has 4 N invocations and a token's step is a chain of N / 4
-// products; RWKVC_VULKAN_WKV_TOKEN_SPLIT picks 1 (one invocation per row), 2, 4 or 8. Long calls
+// products; RWKVC_VULKAN_WKV_TOKEN_SPLIT picks 1 (one invocation per row), 2, 4 or 8;
+// RWKVC_VULKAN_WKV_PREFETCH and RWKVC_VULKAN_WKV_UPS_AHEAD read the inputs and compute the
+// folded LoRA ups (decode_folds.h) a token ahead. Long calls
 // keep the op-by-op kernels, which spread the elementwise work over every token at once.
 #pragma once
 

@@ -263,6 +263,73 @@ TEST_CASE("The wkv region kernel reading its inputs a token ahead matches the CP
   if (!exe.step_times().empty()) CHECK(ran(exe, " prefetched"));
 }
 
+// Sets RWKVC_VULKAN_WKV_UPS_AHEAD (the LoRA ups folded into the wkv kernel are computed a token
+// ahead) for the scope's lifetime.
+class UpsAhead {
+ public:
+  UpsAhead() { ::setenv("RWKVC_VULKAN_WKV_UPS_AHEAD", "1", 1); }
+  ~UpsAhead() { ::unsetenv("RWKVC_VULKAN_WKV_UPS_AHEAD"); }
+};
+
+TEST_CASE("The wkv region kernel computing its folded LoRA ups a token ahead matches the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  Folds ups("norm_mix,lora_up");
+  UpsAhead ahead;
+  // T 1, 3 and 45 run the one-kernel wkv (token t + 1's ups during token t); ranks of 7..19.
+  check_fused(*vulkan, odd_model(40, 8, 81), o2, kF32Tolerance, true, true);
+  check_fused(*vulkan, odd_model(36, 4, 82), o2 + "," + passes::precision_step(DType::bf16), kBf16Tolerance, true, true);
+  // Head sizes 16, 32 and 64, rows split over 4 and 8 invocations and one per row; then f16.
+  for (const char* split : {"", "8", "0"}) {
+    TokenSplit scope(split);
+    for (auto [embd, head_size] : {std::pair{48, 16}, std::pair{160, 32}, std::pair{192, 64}}) {
+      INFO("RWKVC_VULKAN_WKV_TOKEN_SPLIT='" << split << "', C " << embd << ", N " << head_size);
+      std::int64_t wanted = *split == '\0' ? 4 : *split == '8' ? 8 : 1;
+      check_token_calls(*vulkan, odd_model(embd, head_size, 83 + static_cast<std::uint64_t>(head_size)), o2,
+                        kF32Tolerance, expected_split(wanted, head_size));
+    }
+  }
+  check_token_calls(*vulkan, odd_model(160, 32, 84), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance,
+                    expected_split(4, 32));
+  {
+    WkvPrefetch prefetch;  // with the other inputs read a token ahead too
+    check_fused(*vulkan, odd_model(40, 8, 85), o2, kF32Tolerance, true, true);
+  }
+  TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 86), o2);
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  exe.set_profiling(true);
+  State state = exe.new_state();
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  if (exe.step_times().empty()) return;
+  CHECK(ran(exe, " ups ahead"));
+  CHECK(!ran(exe, " prefetched"));
+}
+
+TEST_CASE("The folded LoRA ups computed a token ahead without subgroups or 16-bit storage match the CPU",
+          "[vulkan][fused]") {
+  FeaturesOff off("subgroups,storage16");
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  Folds ups("norm_mix,lora_up");
+  UpsAhead ahead;
+  check_fused(*vulkan, odd_model(40, 8, 88), passes::preset_pipeline(2) + "," + passes::precision_step(DType::f16),
+              kF16Tolerance, false, true);
+}
+
+TEST_CASE("A malformed RWKVC_VULKAN_WKV_UPS_AHEAD is refused with its setting named", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  ::setenv("RWKVC_VULKAN_WKV_UPS_AHEAD", "yes", 1);
+  Model model = odd_model(40, 8, 87);
+  Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(passes::preset_pipeline(2)));
+  CHECK_THROWS_WITH(vulkan->compile(graph, model.weights), Catch::Contains("RWKVC_VULKAN_WKV_UPS_AHEAD='yes'"));
+  ::unsetenv("RWKVC_VULKAN_WKV_UPS_AHEAD");
+}
+
 // Sets RWKVC_VULKAN_GEMV (the row GEMVs' tuning, read when a graph is compiled) for the
 // scope's lifetime.
 class GemvSettings {

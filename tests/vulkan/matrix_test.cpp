@@ -51,19 +51,21 @@ TEST_CASE("Vulkan matches the CPU on RWKV-4 tiny at -O0 and -O2 in every feeding
 }
 
 // Sets the decode variants that are not on by default for the scope's lifetime: the chained
-// FFN GEMVs, the folded GEMVs' weights loaded before their norm, the wkv kernel's inputs read a
-// token ahead.
+// FFN GEMVs, the folded GEMVs' weights loaded before their norm, the LoRA ups in the wkv kernel,
+// its inputs and ups read a token ahead.
 class DecodeVariants {
  public:
   DecodeVariants() {
-    ::setenv("RWKVC_VULKAN_FOLDS", "norm_mix,chain", 1);
+    ::setenv("RWKVC_VULKAN_FOLDS", "norm_mix,chain,lora_up", 1);
     ::setenv("RWKVC_VULKAN_GEMV", "fold_prefetch=1,unroll=16", 1);
     ::setenv("RWKVC_VULKAN_WKV_PREFETCH", "1", 1);
+    ::setenv("RWKVC_VULKAN_WKV_UPS_AHEAD", "1", 1);
   }
   ~DecodeVariants() {
     ::unsetenv("RWKVC_VULKAN_FOLDS");
     ::unsetenv("RWKVC_VULKAN_GEMV");
     ::unsetenv("RWKVC_VULKAN_WKV_PREFETCH");
+    ::unsetenv("RWKVC_VULKAN_WKV_UPS_AHEAD");
   }
 };
 
