@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/gemv_persistent.h"
 #include "backends/cuda/kernel_sources.h"
 
 namespace rwkvc::cuda {
@@ -131,6 +132,7 @@ bool gemv_group_is_one_launch(const std::vector<GemvMember>& members, const RunC
 }
 
 Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
+  if (gemv_persistent_enabled() && gemv_persistent_takes(members)) return gemv_persistent_step(members, program);
   if (members.size() == 1 && members[0].prologue.empty()) return members[0].single;
   program.module.include(kGemvSource);
   std::string type = device_type(members[0].spec.b_dtype);

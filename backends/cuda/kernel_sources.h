@@ -15,6 +15,9 @@ extern const char* const kPreludeSource;
 // gemv_rows<W, M, VEC>: y[M, N] = x[M, K] W[N, K]^T, one warp per row of W; GemvBatch for
 // several one-row GEMVs in one launch.
 extern const char* const kGemvSource;
+// gemv_walk_rows<W>: a batch of one-row GEMVs walked row by row by resident warps, the next
+// row's weights loading during this row's arithmetic (needs kGemvSource ahead of it).
+extern const char* const kGemvPersistentSource;
 // wkv7_heads<N, L, R> (long prompts), wkv7_warp_rows<N> (short calls), wkv7_head_one_token<N>
 // (inside a fused one-token wkv region), wkv4_channels: the recurrences, state updated in place.
 extern const char* const kWkvSource;

@@ -25,12 +25,20 @@ namespace {
 constexpr const char* kSwitches[] = {"RWKVC_CUDA_EARLY_RELEASE",      "RWKVC_CUDA_PDL",
                                      "RWKVC_CUDA_FOLD_LN",            "RWKVC_CUDA_FOLD_LN_ROW_BLOCKS",
                                      "RWKVC_CUDA_FOLD_LORA_UP",       "RWKVC_CUDA_WKV_PREFETCH",
-                                     "RWKVC_CUDA_GEMV_MIN_BLOCKS"};
+                                     "RWKVC_CUDA_GEMV_MIN_BLOCKS",    "RWKVC_CUDA_GEMV_PERSISTENT",
+                                     "RWKVC_CUDA_GEMV_PERSISTENT_GRID"};
 // Session 5: the default (LoRA ups in the wkv kernel, state prefetch), with the layer-norm fold
 // on as well (4 row blocks a block), with three batched GEMV blocks an SM, and both folds off.
+// Then the GEMV batches walked by resident warps (gemv_persistent.h): as many blocks as the
+// occupancy calculator allows, three an SM (fewer registers), one an SM (132 on the H100), and
+// with the layer-norm fold (whose batches keep their own kernel).
 constexpr const char* kDefaultVariants =
     "default:;ln_fold:RWKVC_CUDA_FOLD_LN=1;gemv_3_blocks:RWKVC_CUDA_GEMV_MIN_BLOCKS=3;"
-    "all_off:RWKVC_CUDA_FOLD_LORA_UP=0,RWKVC_CUDA_WKV_PREFETCH=0";
+    "all_off:RWKVC_CUDA_FOLD_LORA_UP=0,RWKVC_CUDA_WKV_PREFETCH=0;"
+    "gemv_walk:RWKVC_CUDA_GEMV_PERSISTENT=1;"
+    "gemv_walk_3_blocks:RWKVC_CUDA_GEMV_PERSISTENT=1,RWKVC_CUDA_GEMV_MIN_BLOCKS=3;"
+    "gemv_walk_132_blocks:RWKVC_CUDA_GEMV_PERSISTENT=1,RWKVC_CUDA_GEMV_PERSISTENT_GRID=132;"
+    "gemv_walk_ln_fold:RWKVC_CUDA_GEMV_PERSISTENT=1,RWKVC_CUDA_FOLD_LN=1";
 
 void set_switches(const std::string& settings) {
   for (const char* name : kSwitches) ::unsetenv(name);
