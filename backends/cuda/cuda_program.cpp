@@ -14,6 +14,7 @@
 #include "backends/cuda/decode_lora_fold.h"
 #include "backends/cuda/fused_codegen.h"
 #include "backends/cuda/kernel_sources.h"
+#include "backends/cuda/prefill_epilogues.h"
 #include "backends/cuda/prefill_half.h"
 #include "backends/cuda/prefill_wkv_region.h"
 #include "backends/cuda/wkv_region_form.h"
@@ -562,6 +563,9 @@ class ProgramBuilder {
       for (std::size_t s : ins) args.add(ctx.slots[s]);
       ctx.launch(*kernel, dim3(static_cast<unsigned>((N + 7) / 8)), dim3(256), args);
     };
+    // Long calls of `y = x + a W^T`: one cuBLASLt call with beta = 1 (RWKVC_CUDA_GEMM_EPILOGUES=1).
+    if (std::optional<Step> residual = residual_gemm_step(op, is_weight_, member.single, program_))
+      member.single = by_call_length({member.single}, {*residual});
     return member;
   }
 
@@ -569,10 +573,7 @@ class ProgramBuilder {
   // shared by every region's s-th value, sized for the largest) unless it already has a slot.
   void place_in_scratch(std::vector<std::optional<std::size_t>>& slot, std::span<const TensorType> types, ValueId id,
                         std::size_t& scratch_used) {
-    if (slot[at(id)]) return;
-    if (program_.scratch.size() <= scratch_used) program_.scratch.emplace_back();
-    program_.scratch[scratch_used].push_back(types[at(id)].shape);
-    slot[at(id)] = program_.scratch_slot(scratch_used++);
+    if (!slot[at(id)]) slot[at(id)] = program_.region_scratch(scratch_used, types[at(id)].shape);
   }
 
   void lower_region(const Op& op, bool split_reductions) {
@@ -685,6 +686,23 @@ class ProgramBuilder {
 };
 
 }  // namespace
+
+std::size_t Program::region_scratch(std::size_t& used, const Shape& shape) {
+  auto is_reserved = [&](std::size_t s) {
+    return std::any_of(reserved.begin(), reserved.end(), [&](const auto& entry) { return entry.second == s; });
+  };
+  while (is_reserved(used)) ++used;
+  if (scratch.size() <= used) scratch.resize(used + 1);
+  scratch[used].push_back(shape);
+  return scratch_slot(used++);
+}
+
+std::size_t Program::reserved_scratch(const std::string& name, const Shape& shape) {
+  auto [entry, added] = reserved.try_emplace(name, scratch.size());
+  if (added) scratch.emplace_back();
+  scratch[entry->second].push_back(shape);
+  return scratch_slot(entry->second);
+}
 
 Program build_program(const Graph& graph) { return ProgramBuilder(graph).build(); }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -97,8 +98,10 @@ struct Program {
   std::size_t graph_slots = 0;        // slots [0, graph_slots) are the graph's values
   std::size_t staging_slot = 0;       // = graph_slots: 16-bit copies of cuBLAS inputs
   std::vector<Shape> staged;          // the shapes staged there
-  // Scratch s (slot staging_slot + 1 + s) holds region-body values of these shapes, one at a time.
+  // Scratch s (slot staging_slot + 1 + s) holds region-body values of these shapes, one at a time,
+  // or, reserved by name, what one kind of step keeps to itself (reserved_scratch).
   std::vector<std::vector<Shape>> scratch;
+  std::map<std::string, std::size_t> reserved;  // name -> scratch index
   std::set<ValueId> transposed_weights;  // weights read as [K, N]: uploaded as [N, K]
   std::vector<bool> state_in_place;   // by state slot: the producer writes the state itself
   // By op: the op whose step runs it (itself, or the last of a batch it joined): its operands
@@ -110,6 +113,15 @@ struct Program {
   std::vector<DType> long_call_dtype;
   std::size_t scratch_slot(std::size_t s) const { return staging_slot + 1 + s; }
   std::size_t slot_count() const { return staging_slot + 1 + scratch.size(); }
+
+  // The slot of a region's next body value: each region numbers its values from 0 (`used`), so
+  // the s-th values of all regions share scratch s (sized for the largest); reserved buffers
+  // are skipped.
+  std::size_t region_scratch(std::size_t& used, const Shape& shape);
+  // The slot of the scratch buffer `name`, the same for every step that names it (steps run one
+  // after another: e.g. every layer's chunked WKV7 shares one set of chunk records), sized for
+  // the largest shape asked; region values never share it.
+  std::size_t reserved_scratch(const std::string& name, const Shape& shape);
 };
 
 // `graph` is what precompute_token_free leaves.

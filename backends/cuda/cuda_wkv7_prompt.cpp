@@ -45,13 +45,6 @@ RowShape row_shape(std::int64_t size) {
   return shape;
 }
 
-// The chunk records live in three scratch buffers of their own: the full chunks', the last,
-// shorter chunk's, and the fused kernel's ready flags. Region values take scratch buffers 0, 1,
-// 2, ... in the order a region places them (cuda_program.cpp), so these sit far above: no region
-// value shares them unless a region places more than this many (the step then stays sequential,
-// see below). Every chunked step of the program shares them (steps run one after another).
-constexpr std::size_t kRecordScratch = 64;
-
 // Producer blocks of the fused kernel: with the row blocks (128 at 32 heads of 64, 16 rows a
 // block), within the four blocks of 48 KiB of shared memory an H100 SM holds (all resident).
 constexpr std::size_t kFusedProducers = 3 * 132;
@@ -82,18 +75,12 @@ Step wkv7_any_length_step(Program& program, const std::vector<std::size_t>& oper
   std::int64_t channels = heads * size, from = wkv7_chunked_from();
   // A row group's lanes share a warp and hold a chunk's tokens between them: 32 or 64 columns.
   if ((size != 32 && size != 64) || from == INT64_MAX) return sequential;
-  std::size_t first_record_slot = program.scratch_slot(kRecordScratch);
-  for (std::size_t slot : operands)
-    if (slot >= first_record_slot) return sequential;
-  for (std::size_t slot : results)
-    if (slot >= first_record_slot) return sequential;
-  if (program.scratch.size() < kRecordScratch + 3) program.scratch.resize(kRecordScratch + 3);
+  // The chunk records: the full chunks', the last shorter chunk's, and the fused kernel's ready
+  // flags, shared by every layer's step.
   std::int64_t record = record_floats(size);
-  program.scratch[kRecordScratch].push_back(Shape{kSeq, heads * record / kChunk});  // T / L records a head
-  program.scratch[kRecordScratch + 1].push_back(Shape{heads * record});
-  program.scratch[kRecordScratch + 2].push_back(Shape{kSeq, heads});  // a flag a record (4 bytes)
-  std::size_t full = first_record_slot, tail = program.scratch_slot(kRecordScratch + 1);
-  std::size_t ready = program.scratch_slot(kRecordScratch + 2);
+  std::size_t full = program.reserved_scratch("wkv7 chunk records", Shape{kSeq, heads * record / kChunk});
+  std::size_t tail = program.reserved_scratch("wkv7 last chunk record", Shape{heads * record});
+  std::size_t ready = program.reserved_scratch("wkv7 chunk ready flags", Shape{kSeq, heads});  // 4 bytes a record
 
   program.module.include(kWkv7ChunkedSource);
   std::string prepare_name = fmt::format("wkv7_chunked_prepare_n{}_l{}", size, kChunk);

@@ -93,10 +93,7 @@ std::optional<Step> wkv7_long_call_step(const Op& op, Program& program) {
   }
   std::size_t scratch_used = 0;
   auto place = [&](ValueId id) {
-    if (slot[at(id)]) return;
-    if (program.scratch.size() <= scratch_used) program.scratch.emplace_back();
-    program.scratch[scratch_used].push_back(types[at(id)].shape);
-    slot[at(id)] = program.scratch_slot(scratch_used++);
+    if (!slot[at(id)]) slot[at(id)] = program.region_scratch(scratch_used, types[at(id)].shape);
   };
   std::vector<ValueId> before;
   for (std::size_t i = 0; i < 6; ++i) {

@@ -1,10 +1,11 @@
 // Prefill speed with each long-call switch on and off, in one process on the same weights:
 // RWKVC_CUDA_HALF_ACTIVATIONS (16-bit activations), RWKVC_CUDA_PREFILL_GRAPHS (CUDA graphs for
-// long calls) and RWKVC_CUDA_WKV_HEAD_BLOCKS (the wkv region's pre/post-ops a block per
-// (token, head)). Hidden ([.prefill_bench]): run on a GPU with RWKVC_BENCH_SHAPES
-// ("L24xD2048,L12xD768") and RWKVC_PREFILL_VARIANTS (e.g. "base,all"; unset: all five). One
-// JSON object per model and variant on stdout (and appended to RWKVC_BENCH_OUT); a 4096-token
-// profile of "base" and "all" on stderr.
+// long calls), RWKVC_CUDA_WKV_HEAD_BLOCKS (the wkv region's pre/post-ops a block per
+// (token, head)) and RWKVC_CUDA_GEMM_EPILOGUES (residual adds inside cuBLASLt; off by default,
+// "epilogues" is "all" with it on). Hidden ([.prefill_bench]): run on a GPU with
+// RWKVC_BENCH_SHAPES ("L24xD2048,L12xD768") and RWKVC_PREFILL_VARIANTS (e.g. "all,epilogues";
+// unset: all six). One JSON object per model and variant on stdout (and appended to
+// RWKVC_BENCH_OUT); a 4096-token profile of "base", "all" and "epilogues" on stderr.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -35,16 +36,19 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
       const char* half;
       const char* graphs;
       const char* heads;
+      const char* epilogues = "0";
     };
     // RWKVC_PREFILL_VARIANTS picks some by name ("base,all"); unset: every one.
     const char* picked = std::getenv("RWKVC_PREFILL_VARIANTS");
     for (Variant variant : {Variant{"base", "0", "0", "0"}, Variant{"half", "1", "0", "0"}, Variant{"graphs", "0", "1", "0"},
-                            Variant{"wkv_heads", "0", "0", "1"}, Variant{"all", "1", "1", "1"}}) {
+                            Variant{"wkv_heads", "0", "0", "1"}, Variant{"all", "1", "1", "1"},
+                            Variant{"epilogues", "1", "1", "1", "1"}}) {
       if (picked != nullptr && ("," + std::string(picked) + ",").find("," + std::string(variant.name) + ",") == std::string::npos)
         continue;
       ::setenv("RWKVC_CUDA_HALF_ACTIVATIONS", variant.half, 1);
       ::setenv("RWKVC_CUDA_PREFILL_GRAPHS", variant.graphs, 1);
       ::setenv("RWKVC_CUDA_WKV_HEAD_BLOCKS", variant.heads, 1);
+      ::setenv("RWKVC_CUDA_GEMM_EPILOGUES", variant.epilogues, 1);
       auto exe = cuda->compile(graph, weights);
       std::int64_t table = config.vocab * config.embd * 2;
       double flops_per_token = static_cast<double>(exe->stats().weight_bytes - 2 * table);
@@ -82,7 +86,8 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
       fmt::print("{}\n", json);
       std::fflush(stdout);
       if (const char* out = std::getenv("RWKVC_BENCH_OUT"); out != nullptr) std::ofstream(out, std::ios::app) << json << "\n";
-      if (variant.name == std::string("base") || variant.name == std::string("all")) {
+      if (variant.name != std::string("half") && variant.name != std::string("graphs") &&
+          variant.name != std::string("wkv_heads")) {
         fmt::print(stderr, "== {} L{} D{}\n", variant.name, config.layers, config.embd);
         ::setenv("RWKVC_CUDA_PROFILE", "1", 1);
         auto prompt = random_tokens(4096, config.vocab, seed++);
@@ -95,6 +100,7 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
     ::unsetenv("RWKVC_CUDA_HALF_ACTIVATIONS");
     ::unsetenv("RWKVC_CUDA_PREFILL_GRAPHS");
     ::unsetenv("RWKVC_CUDA_WKV_HEAD_BLOCKS");
+    ::unsetenv("RWKVC_CUDA_GEMM_EPILOGUES");
   }
 }
 

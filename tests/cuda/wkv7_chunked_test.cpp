@@ -179,10 +179,15 @@ TEST_CASE("Head sizes 32 and 64 build the chunked WKV7 kernel beside the sequent
     CHECK(prepare == 1);
     CHECK(rows == 1);
     CHECK(sequential == 1);
-    // The records' scratch buffers (full chunks, the last chunk, ready flags), above every
-    // region value's.
-    REQUIRE(program.scratch.size() >= 3);
-    for (std::size_t s = program.scratch.size() - 3; s < program.scratch.size(); ++s) CHECK(program.scratch[s].size() == 1);
+    // The records' scratch buffers (full chunks, the last chunk, ready flags) are reserved: each
+    // holds the record's shape and no region value's.
+    std::size_t record_buffers = 0;
+    for (const auto& [name, index] : program.reserved) {
+      if (name.rfind("wkv7 ", 0) != 0) continue;
+      ++record_buffers;
+      CHECK(program.scratch[index].size() == 1);
+    }
+    CHECK(record_buffers == 3);
   }
   CHECK(cuda::wkv7_chunked_from() == cuda::kWkv7ChunkedDefaultFrom);
   ::setenv("RWKVC_WKV7_CHUNKED_FROM", "40", 1);
