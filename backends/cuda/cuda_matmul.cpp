@@ -131,6 +131,21 @@ bool gemv_group_is_one_launch(const std::vector<GemvMember>& members, const RunC
   return true;
 }
 
+GemvMemberStore gemv_member_store(const GemvMember& member, std::size_t m) {
+  if (member.epilogue.empty()) return {"", "StoreRow()"};
+  GemvMemberStore out{"", member.epilogue + "_store{T"};
+  for (std::size_t o = 0; o < member.outs.size(); ++o) {
+    out.params += fmt::format(", float* m{}_out{}", m, o);
+    out.store += fmt::format(", m{}_out{}", m, o);
+  }
+  for (std::size_t i = 0; i < member.ins.size(); ++i) {
+    out.params += fmt::format(", const float* __restrict__ m{}_in{}", m, i);
+    out.store += fmt::format(", m{}_in{}", m, i);
+  }
+  out.store += "}";
+  return out;
+}
+
 Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
   if (gemv_persistent_enabled() && gemv_persistent_takes(members)) return gemv_persistent_step(members, program);
   if (members.size() == 1 && members[0].prologue.empty()) return members[0].single;
@@ -142,19 +157,8 @@ Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
   std::int64_t shared_floats = 0;
   for (std::size_t m = 0; m < members.size(); ++m) {
     const GemvMember& member = members[m];
-    std::string store = "StoreRow()";
-    if (!member.epilogue.empty()) {
-      store = member.epilogue + "_store{T";
-      for (std::size_t o = 0; o < member.outs.size(); ++o) {
-        params += fmt::format(", float* m{}_out{}", m, o);
-        store += fmt::format(", m{}_out{}", m, o);
-      }
-      for (std::size_t i = 0; i < member.ins.size(); ++i) {
-        params += fmt::format(", const float* __restrict__ m{}_in{}", m, i);
-        store += fmt::format(", m{}_in{}", m, i);
-      }
-      store += "}";
-    }
+    auto [store_params, store] = gemv_member_store(member, m);
+    params += store_params;
     std::string call = fmt::format("gemv_rows<{}, 1, true>(batch.x[{}], reinterpret_cast<const {}*>(batch.w[{}]), "
                                    "batch.y[{}], batch.K[{}], batch.N[{}], {}",
                                    type, m, type, m, m, m, m, store);

@@ -46,6 +46,14 @@ struct GemvMember {
   int row_blocks = 1;  // blocks of 8 rows each launched block works through, its x computed once
 };
 
+// How a batched entry point stores member m's rows: the entry point's parameters for the folded
+// epilogue's outputs and inputs (", float* m0_out0, ...") and the store functor built from them
+// ("StoreRow()" for a plain matmul).
+struct GemvMemberStore {
+  std::string params, store;
+};
+GemvMemberStore gemv_member_store(const GemvMember& member, std::size_t m);
+
 // Whether a batch runs as one launch in this call (every member one row, aligned, K a multiple
 // of its vector), or else each member on its own.
 bool gemv_group_is_one_launch(const std::vector<GemvMember>& members, const RunContext& ctx);

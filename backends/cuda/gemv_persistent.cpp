@@ -42,20 +42,8 @@ unsigned resident_blocks(const KernelHandle& kernel) {
 std::string entry_text(const std::vector<GemvMember>& members, const std::string& type) {
   std::string params = "GemvRowBatch batch, i64 T", stores;
   for (std::size_t m = 0; m < members.size(); ++m) {
-    const GemvMember& member = members[m];
-    std::string store = "StoreRow()";
-    if (!member.epilogue.empty()) {
-      store = member.epilogue + "_store{T";
-      for (std::size_t o = 0; o < member.outs.size(); ++o) {
-        params += fmt::format(", float* m{}_out{}", m, o);
-        store += fmt::format(", m{}_out{}", m, o);
-      }
-      for (std::size_t i = 0; i < member.ins.size(); ++i) {
-        params += fmt::format(", const float* __restrict__ m{}_in{}", m, i);
-        store += fmt::format(", m{}_in{}", m, i);
-      }
-      store += "}";
-    }
+    auto [store_params, store] = gemv_member_store(members[m], m);
+    params += store_params;
     stores += fmt::format("    {}if (m == {}) {}(batch.y[{}], batch.N[{}], 0, n, v);\n", m == 0 ? "" : "else ", m, store,
                           m, m);
   }
