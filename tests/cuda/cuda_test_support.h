@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -18,6 +19,32 @@
 #include "tests/e2e/e2e_support.h"
 
 namespace rwkvc::test {
+
+// Sets (or, given null, unsets) an environment variable for the scope and restores what it was:
+// the backend's switches are read when a program is built, so a case holds whatever the
+// caller's environment says.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value == nullptr)
+      ::unsetenv(name);
+    else
+      ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 // Compiled kernels cached under the build tree rather than the user's home.
 inline void configure_cuda_for_tests() { ::setenv("XDG_CACHE_HOME", RWKVC_BINARY_DIR "/cuda-test-cache", 0); }

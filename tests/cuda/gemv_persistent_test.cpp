@@ -23,21 +23,10 @@ namespace {
 
 // The walking batches on, and the grid capped at `grid` blocks (0: what the device holds).
 struct PersistentOn {
-  explicit PersistentOn(int grid = 0) {
-    ::setenv("RWKVC_CUDA_GEMV_PERSISTENT", "1", 1);
-    if (grid > 0) ::setenv("RWKVC_CUDA_GEMV_PERSISTENT_GRID", std::to_string(grid).c_str(), 1);
-  }
-  ~PersistentOn() {
-    ::unsetenv("RWKVC_CUDA_GEMV_PERSISTENT");
-    ::unsetenv("RWKVC_CUDA_GEMV_PERSISTENT_GRID");
-  }
-};
-
-// Another switch set for the scope (the decode folds).
-struct Switch {
-  Switch(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
-  ~Switch() { ::unsetenv(name_); }
-  const char* name_;
+  explicit PersistentOn(int grid = 0)
+      : on("RWKVC_CUDA_GEMV_PERSISTENT", "1"),
+        cap("RWKVC_CUDA_GEMV_PERSISTENT_GRID", grid > 0 ? std::to_string(grid).c_str() : nullptr) {}
+  ScopedEnv on, cap;
 };
 
 // A random RWKV-7 whose LoRA ranks (the downs' N, the ups' K) are multiples of 4 but mostly not
@@ -129,7 +118,7 @@ TEST_CASE("With RWKVC_CUDA_GEMV_PERSISTENT=1 decode's GEMV batches walk their ro
     CHECK(walkers >= 4);
 
     // With the layer-norm fold on, the batches that compute their x keep the block-per-8-rows kernel.
-    Switch fold("RWKVC_CUDA_FOLD_LN", "1");
+    ScopedEnv fold("RWKVC_CUDA_FOLD_LN", "1");
     std::string folded = decode_source(model, f16);
     CHECK_THAT(folded, Catch::Contains("float gemv_x[]") && Catch::Contains("gemv_walk_rows<f16>"));
     CHECK(!cuda::compile_cubin(folded, "sm_90").empty());
@@ -147,7 +136,7 @@ TEST_CASE("CUDA's walking GEMV batches match the CPU on odd shapes", "[cuda][ker
   // Three blocks: 24 warps walk every batch, each through rows of several members.
   PersistentOn on(3);
   for (const char* lora_up_fold : {"1", "0"}) {  // "0": the LoRA ups (K = 12..40) are a batch
-    Switch fold("RWKVC_CUDA_FOLD_LORA_UP", lora_up_fold);
+    ScopedEnv fold("RWKVC_CUDA_FOLD_LORA_UP", lora_up_fold);
     check_against_cpu_in_every_mode(*cuda, odd_rwkv7(11), passes::preset_pipeline(2), 7, kF32Tolerance);
     check_against_cpu_in_every_mode(*cuda, odd_rwkv7(13), passes::preset_pipeline(2) + ",lower-precision=f16", 7,
                                     8.0 * 4.9e-4 * 3.0);
@@ -161,7 +150,7 @@ TEST_CASE("CUDA's walking GEMV batches match the CPU on odd shapes", "[cuda][ker
   check_against_cpu_in_every_mode(*cuda, odd_rwkv4(), passes::preset_pipeline(2) + ",lower-precision=f16", 7,
                                   8.0 * 4.9e-4 * 3.0);
   // The layer-norm fold on: its batches keep their kernel, the rest walk.
-  Switch fold("RWKVC_CUDA_FOLD_LN", "1");
+  ScopedEnv fold("RWKVC_CUDA_FOLD_LN", "1");
   check_against_cpu_in_every_mode(*cuda, odd_rwkv7(23), passes::preset_pipeline(2) + ",lower-precision=f16", 7,
                                   8.0 * 4.9e-4 * 3.0);
 }

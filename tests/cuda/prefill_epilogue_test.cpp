@@ -22,29 +22,6 @@ namespace rwkvc::test {
 
 namespace {
 
-// Sets (or, given null, unsets) an environment variable for the scope (the switches are read
-// when a program is built), so that the cases hold whatever the caller's environment says.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value == nullptr)
-      ::unsetenv(name);
-    else
-      ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      ::setenv(name_, old_->c_str(), 1);
-    else
-      ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
 std::string pipeline_of(int level, const std::string& dtype) {
   std::string pipeline = passes::preset_pipeline(level);
   if (dtype == "f32") return pipeline;

@@ -21,25 +21,6 @@ namespace rwkvc::test {
 
 namespace {
 
-// Sets an environment variable for the scope (the switches are read when a program is built).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_.empty())
-      ::unsetenv(name_);
-    else
-      ::setenv(name_, old_.c_str(), 1);
-  }
-
- private:
-  const char* name_;
-  std::string old_;
-};
-
 Graph lowered_graph(const Model& model, const std::string& pipeline) {
   Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(pipeline));
   return precompute_token_free(graph, model.weights).graph;
