@@ -108,8 +108,9 @@ struct LtPlans {
 }  // namespace
 
 bool gemm_epilogues_enabled() {
+  // On by default since session 6 (1.5B: prefill 512 +5.3%, 4096 +3.1%); "0" turns it off.
   const char* value = std::getenv("RWKVC_CUDA_GEMM_EPILOGUES");
-  return value != nullptr && std::string(value) == "1";
+  return value == nullptr || std::string(value) != "0";
 }
 
 std::optional<ResidualEpilogue> match_residual_epilogue(const Op& op, const std::vector<bool>& is_weight) {

@@ -1,5 +1,5 @@
-// Epilogues inside the cuBLAS call in long calls (RWKVC_CUDA_GEMM_EPILOGUES=1, read when a
-// program is built; off by default). A matmul_epilogue region `y = x + a W^T` (the residual
+// Epilogues inside the cuBLAS call in long calls (read when a program is built; on by default,
+// RWKVC_CUDA_GEMM_EPILOGUES=0 turns them off). A matmul_epilogue region `y = x + a W^T` (the residual
 // adds after the output and FFN value projections) runs in calls of more than kGemvMaxRows
 // tokens as one cuBLASLt matmul D = A W^T + C with C = x, D = y and beta = 1: no f32 product
 // in scratch and no tail kernel. cuBLASLt rather than cublasGemmEx, which needs C == D: a copy

@@ -13,7 +13,7 @@
 namespace rwkvc::vulkan {
 
 // Rewrites `program.steps` before scheduling. Steps of other forms are left as they are.
-// RWKVC_VULKAN_FOLDS chooses them: "norm_mix" (the default), "norm_mix,lora_up",
+// RWKVC_VULKAN_FOLDS chooses them: "norm_mix,lora_up" (the default), "norm_mix",
 // "norm_mix,chain", "none" (the speed probe compares them).
 void fold_norm_mix_into_gemvs(Program& program, PipelineStore& pipelines, const DeviceFeatures& features);
 void fold_lora_ups_into_wkv(Program& program, PipelineStore& pipelines);

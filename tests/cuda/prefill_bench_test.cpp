@@ -1,8 +1,8 @@
 // Prefill speed with each long-call switch on and off, in one process on the same weights:
 // RWKVC_CUDA_HALF_ACTIVATIONS (16-bit activations), RWKVC_CUDA_PREFILL_GRAPHS (CUDA graphs for
 // long calls), RWKVC_CUDA_WKV_HEAD_BLOCKS (the wkv region's pre/post-ops a block per
-// (token, head)) and RWKVC_CUDA_GEMM_EPILOGUES (residual adds inside cuBLASLt; off by default,
-// "epilogues" is "all" with it on). Hidden ([.prefill_bench]): run on a GPU with
+// (token, head)) and RWKVC_CUDA_GEMM_EPILOGUES (residual adds inside cuBLASLt; on by default since
+// session 6: "all" is session 5's defaults, "epilogues" today's). Hidden ([.prefill_bench]): run on a GPU with
 // RWKVC_BENCH_SHAPES ("L24xD2048,L12xD768") and RWKVC_PREFILL_VARIANTS (e.g. "all,epilogues";
 // unset: all six). One JSON object per model and variant on stdout (and appended to
 // RWKVC_BENCH_OUT); a 4096-token profile of "base", "all" and "epilogues" on stderr.

@@ -1,5 +1,5 @@
 // Epilogues inside the cuBLAS call in long calls (backends/cuda/prefill_epilogues.h,
-// RWKVC_CUDA_GEMM_EPILOGUES=1): which matmul_epilogue regions take the residual form
+// on by default, RWKVC_CUDA_GEMM_EPILOGUES=0 off): which matmul_epilogue regions take the residual form
 // `y = x + a W^T`, that the program gives each of them a long-call step, and on a device that
 // the switch changes neither the results (against the switch off and against the CPU) nor
 // anything but the launches it saves.
@@ -84,23 +84,20 @@ TEST_CASE("The switch gives each residual region a long-call step, off by defaul
       std::size_t regions = residual_regions(graph).size();
       REQUIRE(regions > 0);
 
-      std::optional<ScopedEnv> unset(std::in_place, "RWKVC_CUDA_GEMM_EPILOGUES", nullptr);
+      std::optional<ScopedEnv> off_switch(std::in_place, "RWKVC_CUDA_GEMM_EPILOGUES", "0");
       cuda::Program off = cuda::build_program(graph);
       CHECK(residual_steps(off) == 0);
       std::size_t staged_off = off.staged.size();
-      unset.reset();
-      {
-        ScopedEnv on("RWKVC_CUDA_GEMM_EPILOGUES", "1");
+      off_switch.reset();
+      for (const char* on_value : {static_cast<const char*>(nullptr), "1"}) {
+        INFO("RWKVC_CUDA_GEMM_EPILOGUES " << (on_value ? on_value : "unset (the default)"));
+        ScopedEnv on("RWKVC_CUDA_GEMM_EPILOGUES", on_value);
         cuda::Program program = cuda::build_program(graph);
         CHECK(residual_steps(program) == regions);
         // A single step each, as before: the long-call form is chosen inside it by the call's length.
         CHECK(program.steps.size() == off.steps.size());
         // The residual GEMMs read what the output and FFN value matmuls read: in 16 bits already.
         CHECK(program.staged.size() == staged_off);
-      }
-      {
-        ScopedEnv other("RWKVC_CUDA_GEMM_EPILOGUES", "0");
-        CHECK(residual_steps(cuda::build_program(graph)) == 0);
       }
     }
 }

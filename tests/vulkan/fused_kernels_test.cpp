@@ -12,6 +12,8 @@
 // folded GEMV's weights loaded before its norm) run the same checks, as do the chained FFN
 // GEMVs and the new state copied by kernels (several for many slots) or by transfers.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -64,8 +66,14 @@ class Folds {
   ~Folds() { ::unsetenv("RWKVC_VULKAN_FOLDS"); }
 };
 
+// Whether the LoRA ups fold is chosen: RWKVC_VULKAN_FOLDS lists it, or is unset (it is a default fold).
+bool lora_up_fold_chosen() {
+  const char* folds = std::getenv("RWKVC_VULKAN_FOLDS");
+  return folds == nullptr || std::string(folds).find("lora_up") != std::string::npos;
+}
+
 void check_fused(Backend& vulkan, Model model, const std::string& pipeline, double tolerance, bool folds_norm_mix,
-                 bool folds_lora_up = false) {
+                 bool folds_lora_up = lora_up_fold_chosen()) {
   TwoBackends both = compile_both(vulkan, std::move(model), pipeline);
   check_spirv_valid(*both.vulkan);
   for (std::size_t length : {1, 3, 45, 130}) {
