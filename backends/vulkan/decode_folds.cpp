@@ -1,5 +1,6 @@
 #include "backends/vulkan/decode_folds.h"
 
+#include "backends/vulkan/decode_batch.h"
 #include "backends/vulkan/wkv_region.h"
 
 #include <algorithm>
@@ -18,16 +19,18 @@ namespace {
 // 1.5B 0.126 ms (the wkv kernel, one workgroup per head and on the critical path, then reads
 // 512 up columns per channel). Since the wkv kernel splits each state row over 4 invocations
 // (session 5), the ups fold gains at 1.5B too: 2.036 -> 1.897 ms a token (session 6), so both
-// are on.
-constexpr std::string_view kDefaultFolds = "norm_mix,lora_up";
+// are on. The batch (a mix's folded GEMVs in one dispatch): 1.895 -> 1.841 ms, 268 -> 125
+// kernels a token (session 6, H100; with each subgroup's weights loaded before the norm,
+// batch_prefetch=1, 1.938 ms: slower).
+constexpr std::string_view kDefaultFolds = "norm_mix,lora_up,batch";
 
 // Products that widen a vector of at most this many elements are folded into the wkv kernel:
 // each invocation reads its channel's row of the up matrix (a LoRA rank, not a projection).
 constexpr std::int64_t kMaxFoldedRank = 256;
 
 // RWKVC_VULKAN_FOLDS: the folds to run, comma-separated ("norm_mix", "lora_up", "chain" (with
-// norm_mix: a folded GEMV runs its only reader GEMV's share too); "none"), by default
-// kDefaultFolds.
+// norm_mix: a folded GEMV runs its only reader GEMV's share too), "batch" (with norm_mix: a
+// mix's folded GEMVs in one dispatch); "none"), by default kDefaultFolds.
 bool fold_enabled(std::string_view fold) {
   const char* chosen = std::getenv("RWKVC_VULKAN_FOLDS");
   std::string_view list = chosen != nullptr ? std::string_view(chosen) : kDefaultFolds;
@@ -84,24 +87,16 @@ struct Replacement {
   Step step;
 };
 
-// The folded steps for the mix at `mix_index`, or none when one of its per-row outputs has a
-// reader that is not a row GEMV taking it as its whole input row. With `chain`, a folded GEMV
-// whose product only another row GEMV reads (the FFN key, then value) also runs that second
-// product's share of its rows (gemv_norm_mix_kernel's chain), and `sums` gets the step that
-// adds the partials up in place of the second GEMV.
-std::vector<Step> folded_steps(Program& program, std::size_t mix_index, PipelineStore& pipelines,
-                               const DeviceFeatures& features, std::vector<std::size_t>& readers_out, bool chain,
-                               std::vector<Replacement>& sums) {
-  std::vector<Step>& steps = program.steps;
+// The readers of the mix at `mix_index`'s outputs, or none when one of its per-row outputs has
+// a reader that is not a row GEMV taking it as its whole input row (or the device cannot fold).
+std::vector<MixReader> mix_readers(const Program& program, std::size_t mix_index, const DeviceFeatures& features) {
+  const std::vector<Step>& steps = program.steps;
   const Step& mix = steps[mix_index];
   const NormMixShape& shape = mix.norm_mix->folded;
   if (!gemv_norm_mix_fits(features, shape.width) || mix.writes != shape.outputs.size()) return {};
   std::size_t first_output = mix.bindings.size() - mix.writes;
   std::vector<BufferRef> inputs(mix.bindings.begin(), mix.bindings.begin() + static_cast<std::ptrdiff_t>(first_output));
-  struct Reader {
-    std::size_t step, output;
-  };
-  std::vector<Reader> readers;
+  std::vector<MixReader> readers;
   for (std::size_t s = 0; s < steps.size(); ++s) {
     if (s == mix_index) continue;
     std::vector<BufferRef> reads = reads_of(steps[s]);
@@ -116,7 +111,21 @@ std::vector<Step> folded_steps(Program& program, std::size_t mix_index, Pipeline
       readers.push_back({s, k});
     }
   }
-  if (readers.empty()) return {};
+  return readers;
+}
+
+// The folded steps for the mix at `mix_index`, one per reader (mix_readers). With `chain`, a
+// folded GEMV whose product only another row GEMV reads (the FFN key, then value) also runs
+// that second product's share of its rows (gemv_norm_mix_kernel's chain), and `sums` gets the
+// step that adds the partials up in place of the second GEMV.
+std::vector<Step> folded_steps(Program& program, std::size_t mix_index, const std::vector<MixReader>& readers,
+                               PipelineStore& pipelines, const DeviceFeatures& features, bool chain,
+                               std::vector<Replacement>& sums) {
+  std::vector<Step>& steps = program.steps;
+  const Step& mix = steps[mix_index];
+  const NormMixShape& shape = mix.norm_mix->folded;
+  std::size_t first_output = mix.bindings.size() - mix.writes;
+  std::vector<BufferRef> inputs(mix.bindings.begin(), mix.bindings.begin() + static_cast<std::ptrdiff_t>(first_output));
 
   std::vector<BufferRef> last_rows;
   for (std::size_t k = 0; k < shape.outputs.size(); ++k)
@@ -174,7 +183,6 @@ std::vector<Step> folded_steps(Program& program, std::size_t mix_index, Pipeline
                         return Launch{pipeline, {groups, 1, 1}, {1u, n, k, 0u, 1u, rows}};
                       },
                       narrowed(reader_runs, one_token)});
-    readers_out.push_back(reader_index);
   }
   return folded;
 }
@@ -245,21 +253,26 @@ void fold_lora_ups_into_wkv(Program& program, PipelineStore& pipelines) {
 void fold_norm_mix_into_gemvs(Program& program, PipelineStore& pipelines, const DeviceFeatures& features) {
   if (!fold_enabled("norm_mix")) return;
   std::vector<Step>& steps = program.steps;
-  bool chain = fold_enabled("chain");
+  bool chain = fold_enabled("chain"), batch = fold_enabled("batch");
   // Each folded step goes just before the GEMV it replaces: its epilogue may read values
-  // computed after the mix.
+  // computed after the mix. A batch goes before the first (batched_folded_gemvs checks that
+  // the others' epilogue inputs are there).
   std::vector<std::vector<Step>> before(steps.size());
   for (std::size_t s = 0; s < steps.size(); ++s) {
     if (!steps[s].norm_mix) continue;
-    std::vector<std::size_t> readers;
+    std::vector<MixReader> readers = mix_readers(program, s, features);
+    if (readers.empty()) continue;
+    std::vector<Step> batched;
+    if (batch) batched = batched_folded_gemvs(program, s, readers, pipelines, features);
     std::vector<Replacement> sums;
-    std::vector<Step> folded = folded_steps(program, s, pipelines, features, readers, chain, sums);
-    if (folded.empty()) continue;
+    std::vector<Step> folded = batched.empty() ? folded_steps(program, s, readers, pipelines, features, chain, sums)
+                                               : std::vector<Step>();
     steps[s].runs = narrowed(steps[s].runs, several_tokens);
     for (std::size_t r = 0; r < readers.size(); ++r) {
-      steps[readers[r]].runs = narrowed(steps[readers[r]].runs, several_tokens);
-      before[readers[r]].push_back(std::move(folded[r]));
+      steps[readers[r].step].runs = narrowed(steps[readers[r].step].runs, several_tokens);
+      if (!folded.empty()) before[readers[r].step].push_back(std::move(folded[r]));
     }
+    for (Step& step : batched) before[readers.front().step].push_back(std::move(step));
     for (Replacement& sum : sums) {
       steps[sum.before].runs = narrowed(steps[sum.before].runs, several_tokens);
       before[sum.before].push_back(std::move(sum.step));

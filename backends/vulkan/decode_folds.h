@@ -4,7 +4,8 @@
 // row in shared memory), which saves a level per mix; optionally, LoRA up products that only
 // the one-kernel wkv step reads are computed inside it (a level and four launches a layer);
 // optionally ("chain"), a folded GEMV that widens (the FFN key) also runs its only reader's
-// share of the second product (the FFN value), whose partials a small kernel adds up. The
+// share of the second product (the FFN value), whose partials a small kernel adds up;
+// optionally ("batch", decode_batch.h), a mix's folded GEMVs are one dispatch. The
 // original steps stay for the calls the folded ones do not take (T > 1; T > kFusedWkvMaxTokens).
 #pragma once
 
@@ -13,8 +14,8 @@
 namespace rwkvc::vulkan {
 
 // Rewrites `program.steps` before scheduling. Steps of other forms are left as they are.
-// RWKVC_VULKAN_FOLDS chooses them: "norm_mix,lora_up" (the default), "norm_mix",
-// "norm_mix,chain", "none" (the speed probe compares them).
+// RWKVC_VULKAN_FOLDS chooses them: "norm_mix,lora_up,batch" (the default), "norm_mix,lora_up",
+// "norm_mix", "norm_mix,chain", "none" (the speed probe compares them).
 void fold_norm_mix_into_gemvs(Program& program, PipelineStore& pipelines, const DeviceFeatures& features);
 void fold_lora_ups_into_wkv(Program& program, PipelineStore& pipelines);
 

@@ -10,7 +10,9 @@
 // The wkv kernel reading its inputs a token ahead (RWKVC_VULKAN_WKV_PREFETCH=1) and the row
 // GEMVs under other tunings (RWKVC_VULKAN_GEMV: loads in flight, rows and workgroups, the
 // folded GEMV's weights loaded before its norm) run the same checks, as do the chained FFN
-// GEMVs and the new state copied by kernels (several for many slots) or by transfers.
+// GEMVs and the new state copied by kernels (several for many slots) or by transfers. The
+// folded GEMVs of one mix batched into one dispatch (RWKVC_VULKAN_FOLDS=...,batch) run on odd
+// models and both tiny models, their labels counted.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -420,6 +422,142 @@ TEST_CASE("Folded GEMVs chained into the GEMV that reads them match the CPU", "[
   }
 }
 
+// The decode profile's folded GEMVs: batched kernels (RWKVC_VULKAN_FOLDS=...,batch), the
+// products they run (their labels list each member's N after " N "), and unbatched ones.
+struct FoldedGemvs {
+  int batches = 0, members = 0, unbatched = 0;
+};
+FoldedGemvs folded_gemvs(const vulkan::VulkanExecutable& exe) {
+  FoldedGemvs count;
+  for (const auto& step : exe.step_times()) {
+    const std::string& label = step.label;
+    if (label.rfind("layer_norm + mix + gemv batch ", 0) == 0) {
+      ++count.batches;
+      std::size_t from = label.find(" N ") + 3;
+      std::string list = label.substr(from, label.find(' ', from) - from);
+      count.members += 1 + static_cast<int>(std::count(list.begin(), list.end(), ','));
+    } else if (label.rfind("layer_norm + mix + gemv ", 0) == 0) {
+      ++count.unbatched;
+    }
+  }
+  return count;
+}
+
+// T in {1, 3, 45}, two calls each (the second from the state the first left), all logits and
+// the state against the CPU; then a one-token call must run `members` products in batched
+// kernels and `unbatched` folded GEMVs of their own, and a two-token call no batch.
+void check_batched(Backend& vulkan, Model model, const std::string& pipeline, double tolerance, int members,
+                   int unbatched) {
+  TwoBackends both = compile_both(vulkan, std::move(model), pipeline);
+  check_spirv_valid(*both.vulkan);
+  for (std::size_t length : {1, 3, 45}) {
+    INFO(both.model.path << ", passes '" << pipeline << "', " << length << " tokens");
+    auto tokens = random_tokens(length, both.model.config.vocab, static_cast<unsigned>(length) + 7);
+    State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
+    for (int call = 0; call < 2; ++call) {
+      HostTensor reference = both.cpu->forward(tokens, reference_state, {.all_logits = true});
+      HostTensor logits = both.vulkan->forward(tokens, state, {.all_logits = true});
+      Error e = compare(logits.f32(), reference.f32());
+      INFO("call " << call + 1 << ", logits: max-abs " << e.max_abs << ", relative " << e.relative);
+      CHECK(e.relative <= tolerance);
+      CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
+    }
+  }
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  exe.set_profiling(true);
+  State state = exe.new_state();
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  exe.set_profiling(false);
+  if (exe.step_times().empty()) return;  // a device that cannot time
+  INFO(both.model.path << ", passes '" << pipeline << "'");
+  FoldedGemvs one = folded_gemvs(exe);
+  CHECK(one.batches >= 1);
+  CHECK(one.members == members);
+  CHECK(one.unbatched == unbatched);
+  CHECK(!ran(exe, "layer_norm + token_shift_mix"));
+  exe.set_profiling(true);
+  exe.forward(std::vector<std::int32_t>{5, 6}, state, {.time_on_device = true});
+  exe.set_profiling(false);
+  CHECK(folded_gemvs(exe).batches == 0);
+  CHECK(ran(exe, "layer_norm + token_shift_mix"));
+}
+
+// RWKV-7: a layer's attention mix feeds r, k, v and the LoRA downs of w, a, g (and of v after
+// layer 0) in one batch; the FFN mix feeds the key alone, which stays a folded GEMV of its own.
+int rwkv7_batched_products(const Model& model) { return static_cast<int>(7 * model.config.layers - 1); }
+
+TEST_CASE("Folded GEMVs batched into one dispatch per mix match the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  Folds batch("norm_mix,lora_up,batch");
+  // C 40 (16-byte loads), C 36 (rows of no multiple of 8: single loads), C 1032 (more than a
+  // workgroup's invocations per row); f32, f16, bf16; then on two of them the weights of each
+  // subgroup's first row loaded before the norm, odd loads in flight, subgroups and workgroups
+  // per member (so a subgroup runs several rows).
+  struct Case {
+    Model model;
+    std::string precision;
+    double tolerance;
+  };
+  auto run = [&](const Case& c) {
+    check_batched(*vulkan, c.model, c.precision.empty() ? o2 : o2 + "," + c.precision, c.tolerance,
+                  rwkv7_batched_products(c.model), static_cast<int>(c.model.config.layers));
+  };
+  for (const Case& c : {Case{odd_model(40, 8, 101), "", kF32Tolerance},
+                        Case{odd_model(36, 4, 104), "", kF32Tolerance},
+                        Case{odd_model(1032, 8, 105), "", kF32Tolerance}})
+    run(c);
+  for (const char* tuning : {"", "batch_prefetch=1", "batch_prefetch=1,unroll=3,fold_subgroups=3,fold_groups=5",
+                             "unroll=1,fold_subgroups=1,fold_groups=1"}) {
+    INFO("RWKVC_VULKAN_GEMV='" << tuning << "'");
+    GemvSettings scope(tuning);
+    run({odd_model(40, 8, 102), passes::precision_step(DType::f16), kF16Tolerance});
+    run({odd_model(36, 4, 103), passes::precision_step(DType::bf16), kBf16Tolerance});
+  }
+  // The prefetching kernel ran where rows are a multiple of 8.
+  GemvSettings prefetch("batch_prefetch=1");
+  TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 106), o2);
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  exe.set_profiling(true);
+  State state = exe.new_state();
+  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  if (exe.step_times().empty()) return;
+  auto prefetching = std::count_if(exe.step_times().begin(), exe.step_times().end(), [](const auto& step) {
+    return step.label.find("gemv batch") != std::string::npos && step.label.find("+ prefetch") != std::string::npos;
+  });
+  CHECK(prefetching == 2);  // a batch a layer
+}
+
+TEST_CASE("Batched folded GEMVs match the CPU on both tiny models and without 16-bit storage", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  Folds batch("norm_mix,lora_up,batch");
+  Model rwkv7 = load_model(fixture_path("rwkv7-tiny.safetensors"));
+  check_batched(*vulkan, rwkv7, o2, kF32Tolerance, rwkv7_batched_products(rwkv7), static_cast<int>(rwkv7.config.layers));
+  // RWKV-4: the time mix feeds k, v and r (sigmoid epilogue) in one batch; the channel mix's r
+  // stores r * (relu(k)^2 Wv) in its epilogue, which waits for the key's product: its k and r
+  // are not one level and stay two folded GEMVs.
+  Model rwkv4 = load_model(fixture_path("rwkv4-tiny.safetensors"));
+  int layers = static_cast<int>(rwkv4.config.layers);
+  check_batched(*vulkan, rwkv4, o2, kF32Tolerance, 3 * layers, 2 * layers);
+  {
+    FeaturesOff off("storage16");
+    auto unpacked = vulkan_or_skip();
+    check_batched(*unpacked, odd_model(36, 4, 107), o2 + "," + passes::precision_step(DType::bf16), kBf16Tolerance,
+                  rwkv7_batched_products(odd_model(36, 4, 107)), 2);
+    check_batched(*unpacked, odd_model(40, 8, 108), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance,
+                  rwkv7_batched_products(odd_model(40, 8, 108)), 2);
+  }
+  // Without subgroup arithmetic nothing folds: every mix is its own kernel.
+  FeaturesOff off("subgroups,storage16");
+  auto plain = vulkan_or_skip();
+  check_fused(*plain, odd_model(40, 8, 109), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, false, true);
+}
+
 TEST_CASE("The new state of many slots copied by several kernels matches the CPU", "[vulkan][fused]") {
   auto vulkan = vulkan_or_skip();
   if (!vulkan) return;
@@ -483,7 +621,7 @@ TEST_CASE("A malformed RWKVC_VULKAN_GEMV is refused with its setting named", "[v
   auto vulkan = vulkan_or_skip();
   if (!vulkan) return;
   ValidationGuard guard;
-  for (const char* bad : {"unroll=0", "unroll=17", "rows=x", "fold_prefetch=2", "speed=11", "unroll"}) {
+  for (const char* bad : {"unroll=0", "unroll=17", "rows=x", "fold_prefetch=2", "batch_prefetch=2", "speed=11", "unroll"}) {
     INFO(bad);
     GemvSettings scope(bad);
     Model model = odd_model(40, 8, 65);

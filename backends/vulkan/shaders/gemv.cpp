@@ -9,6 +9,7 @@
 
 #include "backends/vulkan/elementwise_codegen.h"
 #include "backends/vulkan/glsl_builder.h"
+#include "backends/vulkan/shaders/gemv_batch.h"
 #include "backends/vulkan/shaders/templates.h"
 
 namespace rwkvc::vulkan {
@@ -185,9 +186,10 @@ GemvTuning gemv_tuning() {
     else if (key == "fold_subgroups") tuning.fold_subgroups = tuning_value(key, value, 1, 16);
     else if (key == "fold_groups") tuning.fold_groups = tuning_value(key, value, 1, 65535);
     else if (key == "fold_prefetch") tuning.fold_prefetch = tuning_value(key, value, 0, 1) == 1;
+    else if (key == "batch_prefetch") tuning_value(key, value, 0, 1);  // read by gemv_batch_prefetch()
     else
       throw std::invalid_argument(fmt::format("RWKVC_VULKAN_GEMV: unknown setting '{}' (expected unroll, rows, "
-                                              "fold_subgroups, fold_groups, fold_prefetch)", item));
+                                              "fold_subgroups, fold_groups, fold_prefetch, batch_prefetch)", item));
   }
   return tuning;
 }
@@ -326,20 +328,7 @@ KernelSource gemv_norm_mix_kernel(const DeviceFeatures& features, const GemvShap
       "  return sum;\n"
       "}}\n{}"
       "void main() {{\n"
-      "  uint lid = gl_LocalInvocationIndex;\n{}"
-      "  float xs[ITEMS], sum = 0.0;\n"
-      "  [[unroll]] for (uint u = 0u; u < ITEMS; ++u) {{\n"
-      "    uint j = lid + u * LANES;\n"
-      "    xs[u] = j < C ? load_x(j) : 0.0;\n"
-      "    sum += xs[u];\n"
-      "  }}\n"
-      "  mean_cur = workgroup_sum(sum) / float(C);\n"
-      "  float squares = 0.0;\n"
-      "  [[unroll]] for (uint u = 0u; u < ITEMS; ++u) {{\n"
-      "    float d = xs[u] - mean_cur;\n"
-      "    if (lid + u * LANES < C) squares += d * d;\n"
-      "  }}\n"
-      "  inv_cur = 1.0 / sqrt(workgroup_sum(squares) / float(C) + EPS);\n"
+      "  uint lid = gl_LocalInvocationIndex;\n{}{}"
       "  for (uint j = lid; j < C; j += LANES) set_a(j, {}(j));\n"
       "  if (gl_WorkGroupID.x == 0u)\n"
       "    for (uint j = lid; j < C; j += LANES) {{\n{}"
@@ -347,7 +336,7 @@ KernelSource gemv_norm_mix_kernel(const DeviceFeatures& features, const GemvShap
       "  barrier();\n"
       "{}"
       "}}\n",
-      dot_loop(wide), prefetch_code, prefetch_loads, mix.outputs[input], last_rows,
+      dot_loop(wide), prefetch_code, prefetch_loads, norm_mix_row_statistics(), mix.outputs[input], last_rows,
       chain != nullptr ? chained_tail(first_dot, prefetch, chain_wide) : row_loop(first_dot, prefetch)));
   return shader.finish();
 }
