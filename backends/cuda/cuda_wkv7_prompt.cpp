@@ -55,6 +55,23 @@ bool fused_enabled() {
   return value != nullptr && std::string(value) == "1";
 }
 
+// How the row work runs: RWKVC_WKV7_CHUNKED_MMA=0: wkv7c_rows (f32 FMAs); 1: on tensor cores
+// (wkv7c_rows_mma: tf32 mma in three terms, a block of N / 16 warps per 16 rows of a head), the
+// operands split by cvt.rna; 2 (the default): the same, split by integer rounding. On the H100 at
+// 32 heads of 64 and 4096 tokens: 0.441, 0.370 and 0.340 ms a layer (measured 2026-11-23,
+// `[.wkv7_chunked_bench]`). The fused kernel (RWKVC_WKV7_CHUNKED_FUSED) keeps the FMA rows.
+enum class RowsKind { fma, mma_cvt, mma_int };
+
+RowsKind rows_kind() {
+  const char* value = std::getenv("RWKVC_WKV7_CHUNKED_MMA");
+  std::string text = value != nullptr ? value : "";
+  if (text.empty()) return RowsKind::mma_int;
+  if (text == "0") return RowsKind::fma;
+  if (text == "1") return RowsKind::mma_cvt;
+  if (text == "2") return RowsKind::mma_int;
+  throw std::invalid_argument(fmt::format("RWKVC_WKV7_CHUNKED_MMA='{}': expected 0, 1 or 2", text));
+}
+
 // Floats of one (chunk, head) record (Wkv7cLayout in kernels_wkv7_chunked.cpp).
 std::int64_t record_floats(std::int64_t size) { return 4 * kChunk * size + 4 * kChunk * kChunk + size; }
 
@@ -69,8 +86,14 @@ std::int64_t wkv7_chunked_from() {
 }
 
 Step wkv7_any_length_step(Program& program, const std::vector<std::size_t>& operands,
-                          const std::vector<std::size_t>& results, const Shape& sequence_shape, const Shape& state_shape) {
+                          const std::vector<std::size_t>& results, const Shape& sequence_shape, const Shape& state_shape,
+                          Wkv7OperandsStep operands_step) {
   Step sequential = wkv7_step(program, operands, results, sequence_shape, state_shape);
+  if (operands_step)
+    sequential = [operands_step, sequential](RunContext& ctx) {
+      operands_step(ctx, nullptr, nullptr);
+      sequential(ctx);
+    };
   std::int64_t heads = state_shape[0], size = state_shape[1];
   std::int64_t channels = heads * size, from = wkv7_chunked_from();
   // A row group's lanes share a warp and hold a chunk's tokens between them: 32 or 64 columns.
@@ -92,14 +115,27 @@ Step wkv7_any_length_step(Program& program, const std::vector<std::size_t>& oper
                   prepare_name, size, kChunk, kPrepareThreads));
   RowShape shape = row_shape(size);
   std::int64_t block_rows = shape.rows, row_threads = shape.rows / shape.per_thread * (size / 4);
-  std::string rows_name = fmt::format("wkv7_chunked_rows_n{}_l{}_r{}_t{}", size, kChunk, shape.rows, shape.per_thread);
-  KernelHandle* rows = program.module.kernel(
-      rows_name,
-      fmt::format("extern \"C\" __global__ void __launch_bounds__({5}) {0}(int T, int C, const float* v, "
-                  "const float* full, const float* tail, const float* s_in, float* s_out, float* y) {{\n"
-                  "  wkv7c_rows<{1}, {2}, {3}, {4}>(T, C, v, full, tail, s_in, s_out, y);\n}}\n",
-                  rows_name, size, kChunk, shape.rows, shape.per_thread, row_threads));
   bool fused = fused_enabled();
+  RowsKind kind = fused ? RowsKind::fma : rows_kind();
+  KernelHandle* rows = nullptr;
+  if (kind != RowsKind::fma) {
+    block_rows = 16;
+    row_threads = 32 * (size / 16);
+    bool cvt = kind == RowsKind::mma_cvt;
+    std::string name = fmt::format("wkv7_chunked_rows_mma_n{}_l{}_{}", size, kChunk, cvt ? "cvt" : "int");
+    rows = program.module.kernel(
+        name, fmt::format("extern \"C\" __global__ void __launch_bounds__({3}) {0}(int T, int C, const float* v, "
+                          "const float* full, const float* tail, const float* s_in, float* s_out, float* y) {{\n"
+                          "  wkv7c_rows_mma<{1}, {2}, {4}>(T, C, v, full, tail, s_in, s_out, y);\n}}\n",
+                          name, size, kChunk, row_threads, cvt ? "true" : "false"));
+  } else {
+    std::string name = fmt::format("wkv7_chunked_rows_n{}_l{}_r{}_t{}", size, kChunk, shape.rows, shape.per_thread);
+    rows = program.module.kernel(
+        name, fmt::format("extern \"C\" __global__ void __launch_bounds__({5}) {0}(int T, int C, const float* v, "
+                          "const float* full, const float* tail, const float* s_in, float* s_out, float* y) {{\n"
+                          "  wkv7c_rows<{1}, {2}, {3}, {4}>(T, C, v, full, tail, s_in, s_out, y);\n}}\n",
+                          name, size, kChunk, shape.rows, shape.per_thread, row_threads));
+  }
   KernelHandle* both = nullptr;
   if (fused) {
     std::string name = fmt::format("wkv7_chunked_fused_n{}_l{}_r{}_t{}", size, kChunk, shape.rows, shape.per_thread);
@@ -119,6 +155,7 @@ Step wkv7_any_length_step(Program& program, const std::vector<std::size_t>& oper
       sequential(ctx);
       return;
     }
+    if (operands_step) operands_step(ctx, fused ? nullptr : ctx.slots[full], fused ? nullptr : ctx.slots[tail]);
     auto T = static_cast<int>(steps), C = static_cast<int>(channels);
     auto chunks = static_cast<unsigned>((steps + kChunk - 1) / kChunk);
     // operands: r, w, k, v, a, b, state; results: y, state.
@@ -137,11 +174,13 @@ Step wkv7_any_length_step(Program& program, const std::vector<std::size_t>& oper
       ctx.launch(*both, dim3(row_blocks + producers), dim3(static_cast<unsigned>(row_threads)), args);
       return;
     }
-    LaunchArgs prepare_args;
-    prepare_args.add<int>(T).add<int>(C);
-    for (std::size_t i : {0, 1, 2, 4, 5}) prepare_args.add(ctx.slots[operands[i]]);
-    prepare_args.add(ctx.slots[full]).add(ctx.slots[tail]);
-    ctx.launch(*prepare, dim3(chunks, static_cast<unsigned>(heads)), dim3(kPrepareThreads), prepare_args);
+    if (!operands_step) {
+      LaunchArgs prepare_args;
+      prepare_args.add<int>(T).add<int>(C);
+      for (std::size_t i : {0, 1, 2, 4, 5}) prepare_args.add(ctx.slots[operands[i]]);
+      prepare_args.add(ctx.slots[full]).add(ctx.slots[tail]);
+      ctx.launch(*prepare, dim3(chunks, static_cast<unsigned>(heads)), dim3(kPrepareThreads), prepare_args);
+    }
     LaunchArgs rows_args;
     rows_args.add<int>(T).add<int>(C).add(ctx.slots[operands[3]]).add(ctx.slots[full]).add(ctx.slots[tail]);
     rows_args.add(ctx.slots[operands[6]]).add(ctx.slots[results[1]]).add(ctx.slots[results[0]]);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "backends/cuda/cuda_program.h"
@@ -20,8 +21,15 @@ inline constexpr std::int64_t kWkv7ChunkedDefaultFrom = 512;
 // unset for kWkv7ChunkedDefaultFrom.
 std::int64_t wkv7_chunked_from();
 
+// Computes the recurrence's operands, in every call, just before it (the wkv region's pre-ops,
+// prefill_wkv_region.cpp). Where the split chunked kernels run, it gets their record buffers
+// (the full chunks', the last shorter chunk's) and writes every chunk's record itself, so the
+// prepare kernel does not run (and r, w, k, a, b need not be in memory); otherwise both are null.
+using Wkv7OperandsStep = std::function<void(RunContext& ctx, void* full_records, void* last_record)>;
+
 // r, w, k, v, a, b [T, H*N], state [H, N, N] -> y [T, H*N], state' (may be the same memory).
 Step wkv7_any_length_step(Program& program, const std::vector<std::size_t>& operands,
-                          const std::vector<std::size_t>& results, const Shape& sequence_shape, const Shape& state_shape);
+                          const std::vector<std::size_t>& results, const Shape& sequence_shape, const Shape& state_shape,
+                          Wkv7OperandsStep operands_step = nullptr);
 
 }  // namespace rwkvc::cuda

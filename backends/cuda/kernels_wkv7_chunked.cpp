@@ -10,7 +10,8 @@ namespace rwkvc::cuda {
 //     scaled by their decays) into one record per (chunk, head) in scratch memory;
 //   wkv7c_rows, a block per R rows of a head, walking the chunks in order: only the row work
 //     (projections of the state on the scaled a and r, sa and y by the record's matrices, the
-//     state update), the next chunk's record copied in by cp.async while this one is used.
+//     state update), the next chunk's record copied in by cp.async while this one is used;
+//     or, by default, wkv7c_rows_mma (below): the same row work on tensor cores.
 // A shorter last chunk is padded with tokens that change nothing (w = 1, everything else 0);
 // its record has a buffer of its own (the full chunks' buffer holds T / L records). The state
 // row is read before it is written by the threads that own it: s_in may be s_out.
@@ -437,6 +438,296 @@ __device__ __forceinline__ void wkv7c_fused(int T, int C, const float* __restric
     __syncthreads();  // the record is written (and the shared memory free for the next)
     if (threadIdx.x == 0) asm volatile("st.relaxed.gpu.global.b32 [%0], %1;" ::"l"(ready + index), "r"(1) : "memory");
   }
+}
+
+// ---- The row work on tensor cores (wkv7c_rows_mma; RWKVC_WKV7_CHUNKED_MMA) ----
+// A block per 16 rows of a head, N / 16 warps, warp w holding columns [16w, 16w + 16) of the
+// rows as mma.m16n8k8 accumulator tiles (8 floats a thread). Every product is a tf32 mma in
+// three terms (x = hi + lo, both tf32: hi*hi + hi*lo + lo*hi; the lo*lo term is under f32's
+// rounding), so the sums are about as exact as f32 FMAs. An accumulator tile serves as the A
+// operand of the next product as it lies: a product only needs A's k order to match B's, so
+// k = q and q + 4 of lane (g, q) are taken as columns 2q and 2q + 1 (a0..a3 = c0, c2, c1, c3),
+// and B is read in that order. The record stays in global memory (L2): each warp loads the
+// fragments it needs of the next chunk into registers while it works on this one. Per chunk:
+//   1. the warp's share of u and yr (its 16 columns) -> shared memory; then, needing no other
+//      warp, v's part of step 2's tiles and S = S diag(decay) + v (scaled k); barrier;
+//   2. warps take the output tiles sa[0..7], sa[8..15], y[0..7], y[8..15] in turn, summing the
+//      warps' shares of u (and yr) first; sa to shared memory, y staged; barrier;
+//   3. S += sa (scaled b) on the warp's columns; y stored.
+__device__ __forceinline__ unsigned wkv7c_tf32(float x) {
+  unsigned bits;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(x));
+  return bits;
+}
+__device__ __forceinline__ void wkv7c_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// x = hi + lo, both tf32: by cvt.rna (CVT; a conversion, a quarter of the FMA rate) or by integer
+// rounding of the bits (hi rounded to nearest, ties away, like cvt.rna; lo truncated to tf32).
+template <bool CVT>
+__device__ __forceinline__ void wkv7c_split(float x, unsigned& hi, unsigned& lo) {
+  if constexpr (CVT) {
+    hi = wkv7c_tf32(x);
+    lo = wkv7c_tf32(x - __uint_as_float(hi));
+  } else {
+    hi = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+    lo = __float_as_uint(x - __uint_as_float(hi)) & 0xffffe000u;
+  }
+}
+
+// An A operand split in its tf32 high and low parts.
+struct Wkv7cSplitA {
+  unsigned hi[4], lo[4];
+};
+template <bool CVT>
+__device__ __forceinline__ Wkv7cSplitA wkv7c_split_a(float a0, float a1, float a2, float a3) {
+  Wkv7cSplitA s;
+  const float a[4] = {a0, a1, a2, a3};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) wkv7c_split<CVT>(a[i], s.hi[i], s.lo[i]);
+  return s;
+}
+// An accumulator tile as an A operand (columns 2q, 2q + 1 as k = q, q + 4).
+template <bool CVT>
+__device__ __forceinline__ Wkv7cSplitA wkv7c_split_c(const float (&c)[4]) {
+  return wkv7c_split_a<CVT>(c[0], c[2], c[1], c[3]);
+}
+
+// big += a.hi b.hi, small += a.hi b.lo + a.lo b.hi.
+template <bool CVT>
+__device__ __forceinline__ void wkv7c_mma3(float (&big)[4], float (&small)[4], const Wkv7cSplitA& a, float b0, float b1) {
+  unsigned b0h, b0l, b1h, b1l;
+  wkv7c_split<CVT>(b0, b0h, b0l);
+  wkv7c_split<CVT>(b1, b1h, b1l);
+  wkv7c_mma(small, a.lo, b0h, b1h);
+  wkv7c_mma(small, a.hi, b0l, b1l);
+  wkv7c_mma(big, a.hi, b0h, b1h);
+}
+
+// What a warp reads of one chunk's record and v, in the order it uses it (TILES: the output
+// tiles of step 2 it takes).
+template <int TILES>
+struct Wkv7cMmaFragments {
+  float2 project[4][2];     // [a 0-7, a 8-15, r 0-7, r 8-15][k tile]: B of step 1
+  float2 mix[TILES][4];     // [tile][k tile: u 0-7, u 8-15, v 0-7, v 8-15]: B of step 2
+  float update[2][4][2];    // [n tile][k tile: sa 0-7, sa 8-15, v 0-7, v 8-15][b0, b1]: B of step 3
+  float2 decay[2];          // [n tile]
+  float v[2][4];            // [k tile]: A of v (rows g, g + 8; tokens 2q, 2q + 1)
+};
+
+__device__ __forceinline__ float2 wkv7c_load2(const float* p) { return __ldg(reinterpret_cast<const float2*>(p)); }
+
+// Where a thread's fragments lie in a record (floats from its start) and in v: each load is then
+// one of these plus a constant.
+template <int TILES>
+struct Wkv7cMmaOffsets {
+  int project, update, decay, mix[TILES][4];
+  const float* v;  // row i0 + g of the head's v, token 2q
+};
+
+template <int N, int L, int TILES>
+__device__ __forceinline__ Wkv7cMmaOffsets<TILES> wkv7c_mma_offsets(int warp, int C, int i0, const float* v) {
+  using Layout = Wkv7cLayout<N, L>;
+  constexpr int WARPS = N / 16;
+  const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  Wkv7cMmaOffsets<TILES> o;
+  o.project = g * N + 16 * warp + 2 * q;
+  o.update = 2 * q * N + 16 * warp + g;
+  o.decay = Layout::DECAY + 16 * warp + 2 * q;
+#pragma unroll
+  for (int i = 0; i < TILES; ++i) {
+    const int tile = warp + i * WARPS, t = 8 * (tile & 1) + g;
+    const int first = tile < 2 ? Layout::W : Layout::PW, second = tile < 2 ? Layout::X : Layout::PXQ;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const int tau = 8 * (k & 1) + 2 * q;
+      o.mix[i][k] = (k < 2 ? first : second) + t * L + 4 * wkv7c_swizzle<L>(t, tau / 4) + tau % 4;
+    }
+  }
+  o.v = v + (i64)(2 * q) * C + i0 + g;
+  return o;
+}
+
+template <int N, int L, int TILES>
+__device__ __forceinline__ void wkv7c_mma_load(Wkv7cMmaFragments<TILES>& f, const Wkv7cMmaOffsets<TILES>& o, int chunk,
+                                               int T, int C, int h, const float* __restrict__ full,
+                                               const float* __restrict__ tail) {
+  using Layout = Wkv7cLayout<N, L>;
+  const float* record = (chunk < T / L ? full : tail) + wkv7c_record_offset<N, L>(chunk, h, C / N, T);
+  const float* project = record + o.project;
+#pragma unroll
+  for (int n = 0; n < 4; ++n)
+#pragma unroll
+    for (int k = 0; k < 2; ++k)
+      f.project[n][k] = wkv7c_load2(project + (n < 2 ? Layout::SCALED_A : Layout::SCALED_R) + 8 * (n & 1) * N + 8 * k);
+#pragma unroll
+  for (int i = 0; i < TILES; ++i)
+#pragma unroll
+    for (int k = 0; k < 4; ++k) f.mix[i][k] = wkv7c_load2(record + o.mix[i][k]);
+  const float* update = record + o.update;
+#pragma unroll
+  for (int n = 0; n < 2; ++n) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        f.update[n][k][e] = __ldg(update + (k < 2 ? Layout::SCALED_B : Layout::SCALED_K) + (8 * (k & 1) + e) * N + 8 * n);
+    f.decay[n] = wkv7c_load2(record + o.decay + 8 * n);
+  }
+  // v of tokens t + 2q, t + 2q + 1, t + 8 + 2q, t + 9 + 2q (rows g, g + 8): zero past T.
+  const int t = chunk * L + 2 * (threadIdx.x & 3);
+  const float* v0 = o.v + (i64)chunk * L * C;
+  const float* v8 = v0 + 8 * (i64)C;
+#pragma unroll
+  for (int k = 0; k < 2; ++k)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float* p = (k == 0 ? v0 : v8) + (e >> 1 ? C : 0) + 8 * (e & 1);
+      f.v[k][e] = t + 8 * k + (e >> 1) < T ? __ldg(p) : 0.0f;
+    }
+}
+
+template <int N>
+struct Wkv7cMmaShared {
+  float4 share[N / 16][4][32];  // step 1: each warp's u and yr tiles (as its lanes hold them)
+  float4 sa[2][32];             // step 2: the sa tiles
+  float y[16][17];              // y staged for coalesced stores
+};
+
+// After wkv7c_prepare: rows [16 (blockIdx.x % (N / 16)), + 16) of head blockIdx.x / (N / 16); CVT:
+// how the operands are split (wkv7c_split).
+template <int N, int L, bool CVT>
+__device__ __forceinline__ void wkv7c_rows_mma(int T, int C, const float* __restrict__ v, const float* __restrict__ full,
+                                               const float* __restrict__ tail, const float* s_in, float* s_out,
+                                               float* __restrict__ y) {
+  static_assert(L == 16 && N % 16 == 0, "16 tokens a chunk, 16 columns a warp");
+  constexpr int WARPS = N / 16, THREADS = 32 * WARPS, TILES = 4 / WARPS;
+  static_assert(4 % WARPS == 0, "step 2's four tiles shared evenly");
+  __shared__ __align__(16) Wkv7cMmaShared<N> sh;
+  kernel_entry();
+  const int h = blockIdx.x / (N / 16), i0 = (blockIdx.x % (N / 16)) * 16;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int chunks = (T + L - 1) / L;
+  const float* vh = v + (i64)h * N;
+  // S[n]: rows g, g + 8; columns 16 warp + 8 n + 2q, + 1.
+  float S[2][4];
+#pragma unroll
+  for (int n = 0; n < 2; ++n)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float2 x = *reinterpret_cast<const float2*>(s_in + ((i64)h * N + i0 + g + 8 * half) * N + 16 * warp + 8 * n + 2 * q);
+      S[n][2 * half] = x.x;
+      S[n][2 * half + 1] = x.y;
+    }
+  const Wkv7cMmaOffsets<TILES> offsets = wkv7c_mma_offsets<N, L, TILES>(warp, C, i0, vh);
+  Wkv7cMmaFragments<TILES> next;
+  wkv7c_mma_load<N, L, TILES>(next, offsets, 0, T, C, h, full, tail);
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    const Wkv7cMmaFragments<TILES> f = next;
+    if (chunk + 1 < chunks) wkv7c_mma_load<N, L, TILES>(next, offsets, chunk + 1, T, C, h, full, tail);
+    const int t0 = chunk * L;
+    // 1. This warp's columns' share of u (tiles 0, 1) and yr (tiles 2, 3).
+    const Wkv7cSplitA s0 = wkv7c_split_c<CVT>(S[0]), s1 = wkv7c_split_c<CVT>(S[1]);
+#pragma unroll
+    for (int n = 0; n < 4; ++n) {
+      float big[4] = {0.0f, 0.0f, 0.0f, 0.0f}, small[2][4] = {};
+      wkv7c_mma3<CVT>(big, small[0], s0, f.project[n][0].x, f.project[n][0].y);
+      wkv7c_mma3<CVT>(big, small[1], s1, f.project[n][1].x, f.project[n][1].y);
+      sh.share[warp][n][lane] = make_float4(big[0] + (small[0][0] + small[1][0]), big[1] + (small[0][1] + small[1][1]),
+                                            big[2] + (small[0][2] + small[1][2]), big[3] + (small[0][3] + small[1][3]));
+    }
+    // What needs no other warp's share, while the others finish theirs: v's part of the tiles
+    // of step 2 and of the update (after the decay), in accumulators [k tile parity].
+    const Wkv7cSplitA va0 = wkv7c_split_a<CVT>(f.v[0][0], f.v[0][1], f.v[0][2], f.v[0][3]);
+    const Wkv7cSplitA va1 = wkv7c_split_a<CVT>(f.v[1][0], f.v[1][1], f.v[1][2], f.v[1][3]);
+    float mix_big[TILES][2][4] = {}, mix_small[TILES][2][4] = {};
+#pragma unroll
+    for (int i = 0; i < TILES; ++i) {
+      wkv7c_mma3<CVT>(mix_big[i][0], mix_small[i][0], va0, f.mix[i][2].x, f.mix[i][2].y);
+      wkv7c_mma3<CVT>(mix_big[i][1], mix_small[i][1], va1, f.mix[i][3].x, f.mix[i][3].y);
+    }
+    float update_small[2][2][4] = {};
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+      S[n][0] *= f.decay[n].x; S[n][1] *= f.decay[n].y; S[n][2] *= f.decay[n].x; S[n][3] *= f.decay[n].y;
+      wkv7c_mma3<CVT>(S[n], update_small[n][0], va0, f.update[n][2][0], f.update[n][2][1]);
+      wkv7c_mma3<CVT>(S[n], update_small[n][1], va1, f.update[n][3][0], f.update[n][3][1]);
+    }
+    __syncthreads();
+    // 2. Tile `tile`: sa (0, 1) or y (2, 3) of tokens 8 (tile & 1) .. + 7.
+    {
+      float u[2][4];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        float4 sum = sh.share[0][k][lane];
+#pragma unroll
+        for (int w = 1; w < WARPS; ++w) {
+          const float4 x = sh.share[w][k][lane];
+          sum.x += x.x; sum.y += x.y; sum.z += x.z; sum.w += x.w;
+        }
+        u[k][0] = sum.x; u[k][1] = sum.y; u[k][2] = sum.z; u[k][3] = sum.w;
+      }
+      const Wkv7cSplitA ua0 = wkv7c_split_c<CVT>(u[0]), ua1 = wkv7c_split_c<CVT>(u[1]);
+#pragma unroll
+      for (int i = 0; i < TILES; ++i) {
+        const int tile = warp + i * WARPS;
+        if (tile >= 2) {  // yr, summed over the warps, joins a y tile's sums
+#pragma unroll
+          for (int w = 0; w < WARPS; ++w) {
+            const float4 x = sh.share[w][tile][lane];
+            mix_small[i][0][0] += x.x; mix_small[i][0][1] += x.y; mix_small[i][0][2] += x.z; mix_small[i][0][3] += x.w;
+          }
+        }
+        wkv7c_mma3<CVT>(mix_big[i][0], mix_small[i][0], ua0, f.mix[i][0].x, f.mix[i][0].y);
+        wkv7c_mma3<CVT>(mix_big[i][1], mix_small[i][1], ua1, f.mix[i][1].x, f.mix[i][1].y);
+        float out[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          out[e] = (mix_big[i][0][e] + mix_big[i][1][e]) + (mix_small[i][0][e] + mix_small[i][1][e]);
+        const int tt = 8 * (tile & 1) + 2 * q;
+        if (tile < 2) {
+          sh.sa[tile][lane] = make_float4(out[0], out[1], out[2], out[3]);
+        } else {
+          sh.y[tt][g] = out[0];
+          sh.y[tt + 1][g] = out[1];
+          sh.y[tt][g + 8] = out[2];
+          sh.y[tt + 1][g + 8] = out[3];
+        }
+      }
+    }
+    __syncthreads();
+    // 3. sa's part of the update of the warp's columns.
+    {
+      float sa[2][4];
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const float4 x = sh.sa[k][lane];
+        sa[k][0] = x.x; sa[k][1] = x.y; sa[k][2] = x.z; sa[k][3] = x.w;
+      }
+      const Wkv7cSplitA sa0 = wkv7c_split_c<CVT>(sa[0]), sa1 = wkv7c_split_c<CVT>(sa[1]);
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        wkv7c_mma3<CVT>(S[n], update_small[n][0], sa0, f.update[n][0][0], f.update[n][0][1]);
+        wkv7c_mma3<CVT>(S[n], update_small[n][1], sa1, f.update[n][1][0], f.update[n][1][1]);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) S[n][e] += update_small[n][0][e] + update_small[n][1][e];
+      }
+    }
+    for (int e = threadIdx.x; e < L * 16; e += THREADS) {
+      const int tt = e / 16, i = e % 16;
+      if (t0 + tt < T) y[(i64)(t0 + tt) * C + (i64)h * N + i0 + i] = sh.y[tt][i];
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < 2; ++n)
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+      *reinterpret_cast<float2*>(s_out + ((i64)h * N + i0 + g + 8 * half) * N + 16 * warp + 8 * n + 2 * q) =
+          make_float2(S[n][2 * half], S[n][2 * half + 1]);
 }
 )CUDA";
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "backends/cpu/precompute.h"
 #include "backends/cuda/cuda_program.h"
 #include "backends/cuda/cuda_wkv7_prompt.h"
+#include "backends/cuda/nvrtc_module.h"
 #include "cuda_test_support.h"
 #include "ir/builder.h"
 #include "wkv7_chunked_reference.h"
@@ -164,30 +166,42 @@ std::unique_ptr<Executable> compile_with_chunked_from(Backend& backend, const Gr
 }  // namespace
 
 TEST_CASE("Head sizes 32 and 64 build the chunked WKV7 kernel beside the sequential ones", "[cuda][wkv7_chunked]") {
-  for (std::size_t n : {32, 64}) {
+  configure_cuda_for_tests();
+  for (std::size_t n : {32, 64})
+    for (const char* mma : {"0", "1", "2", static_cast<const char*>(nullptr)}) {
+      INFO("N " << n << ", RWKVC_WKV7_CHUNKED_MMA=" << (mma != nullptr ? mma : "(unset)"));
+      WeightMap weights;
+      Graph graph = wkv7_graph(2, n, Decays::realistic, weights);
+      ScopedEnv from("RWKVC_WKV7_CHUNKED_FROM", "64"), mma_env("RWKVC_WKV7_CHUNKED_MMA", mma);
+      cuda::Program program = cuda::build_program(precompute_token_free(graph, weights).graph);
+      std::size_t prepare = 0, rows = 0, rows_mma = 0, sequential = 0;
+      for (const cuda::KernelHandle& handle : program.module.handles()) {
+        prepare += handle.name.rfind("wkv7_chunked_prepare_", 0) == 0;  // the per-chunk records
+        rows += handle.name.rfind("wkv7_chunked_rows_", 0) == 0;        // then the rows
+        rows_mma += handle.name.rfind("wkv7_chunked_rows_mma_", 0) == 0;  // on tensor cores
+        sequential += handle.name.rfind("wkv7_warp_rows_", 0) == 0;
+      }
+      CHECK(prepare == 1);
+      CHECK(rows == 1);
+      CHECK(rows_mma == (mma == nullptr || mma[0] != '0' ? 1u : 0u));  // on tensor cores by default
+      CHECK(sequential == 1);
+      // The kernel text compiles (NVRTC needs no device).
+      CHECK(!cuda::compile_cubin(program.module.text(), "sm_90").empty());
+      // The records' scratch buffers (full chunks, the last chunk, ready flags) are reserved: each
+      // holds the record's shape and no region value's.
+      std::size_t record_buffers = 0;
+      for (const auto& [name, index] : program.reserved) {
+        if (name.rfind("wkv7 ", 0) != 0) continue;
+        ++record_buffers;
+        CHECK(program.scratch[index].size() == 1);
+      }
+      CHECK(record_buffers == 3);
+    }
+  {
     WeightMap weights;
-    Graph graph = wkv7_graph(2, n, Decays::realistic, weights);
-    ::setenv("RWKVC_WKV7_CHUNKED_FROM", "64", 1);
-    cuda::Program program = cuda::build_program(precompute_token_free(graph, weights).graph);
-    ::unsetenv("RWKVC_WKV7_CHUNKED_FROM");
-    std::size_t prepare = 0, rows = 0, sequential = 0;
-    for (const cuda::KernelHandle& handle : program.module.handles()) {
-      prepare += handle.name.rfind("wkv7_chunked_prepare_", 0) == 0;  // the per-chunk records
-      rows += handle.name.rfind("wkv7_chunked_rows_", 0) == 0;        // then the rows
-      sequential += handle.name.rfind("wkv7_warp_rows_", 0) == 0;
-    }
-    CHECK(prepare == 1);
-    CHECK(rows == 1);
-    CHECK(sequential == 1);
-    // The records' scratch buffers (full chunks, the last chunk, ready flags) are reserved: each
-    // holds the record's shape and no region value's.
-    std::size_t record_buffers = 0;
-    for (const auto& [name, index] : program.reserved) {
-      if (name.rfind("wkv7 ", 0) != 0) continue;
-      ++record_buffers;
-      CHECK(program.scratch[index].size() == 1);
-    }
-    CHECK(record_buffers == 3);
+    Graph graph = wkv7_graph(2, 64, Decays::realistic, weights);
+    ScopedEnv from("RWKVC_WKV7_CHUNKED_FROM", "64"), mma_env("RWKVC_WKV7_CHUNKED_MMA", "3");
+    CHECK_THROWS_AS(cuda::build_program(precompute_token_free(graph, weights).graph), std::invalid_argument);
   }
   CHECK(cuda::wkv7_chunked_from() == cuda::kWkv7ChunkedDefaultFrom);
   ::setenv("RWKVC_WKV7_CHUNKED_FROM", "40", 1);
@@ -206,13 +220,17 @@ TEST_CASE("CUDA's chunked WKV7 matches the CPU's recurrence", "[cuda][wkv7_chunk
       Graph graph = wkv7_graph(3, n, decays, weights);
       auto cpu = make_backend("cpu")->compile(graph, weights);
       // Every call chunked (from 1 token: shorter than a chunk too), and from 32 tokens (the
-      // 5-token call goes through the sequential kernel between two chunked ones); "1 fused":
-      // the records and the rows in one launch (RWKVC_WKV7_CHUNKED_FUSED).
-      for (const char* from : {"1", "32", "1 fused"}) {
-        bool fused = std::string(from) == "1 fused";
-        if (fused) ::setenv("RWKVC_WKV7_CHUNKED_FUSED", "1", 1);
-        auto gpu = compile_with_chunked_from(*cuda, graph, weights, fused ? "1" : from);
-        ::unsetenv("RWKVC_WKV7_CHUNKED_FUSED");
+      // 5-token call goes through the sequential kernel between two chunked ones); "fused":
+      // the records and the rows in one launch (RWKVC_WKV7_CHUNKED_FUSED); "mma1", "mma2": the
+      // rows on tensor cores, operands split by cvt or by integer rounding (RWKVC_WKV7_CHUNKED_MMA).
+      for (const char* from : {"1", "32", "1 fused", "1 mma1", "32 mma1", "1 mma2", "32 mma2"}) {
+        std::string variant = from;
+        bool fused = variant.find("fused") != std::string::npos;
+        std::size_t mma = variant.find("mma");
+        std::string mma_value = mma == std::string::npos ? "0" : variant.substr(mma + 3);
+        ScopedEnv fused_env("RWKVC_WKV7_CHUNKED_FUSED", fused ? "1" : "0"),
+            mma_env("RWKVC_WKV7_CHUNKED_MMA", mma_value.c_str());
+        auto gpu = compile_with_chunked_from(*cuda, graph, weights, variant.substr(0, variant.find(' ')).c_str());
         State reference = cpu->new_state(), state = gpu->new_state();
         // Calls in a row: the later ones start from a state that is not zero. 37 and 100: full
         // chunks and a shorter last one; 5: the short one alone; 48: full chunks only.
@@ -255,17 +273,20 @@ TEST_CASE("Chunked WKV7 against the sequential kernels at 32 heads of 64", "[.wk
     const char* from;
     const char* shape;
     const char* fused;
+    const char* mma = "0";
   };
   const Variant variants[] = {{"sequential", "0", "16x2", "0"},         {"chunked 16x2", "1", "16x2", "0"},
                               {"chunked 16x2 fused", "1", "16x2", "1"}, {"chunked 16x1", "1", "16x1", "0"},
                               {"chunked 16x1 fused", "1", "16x1", "1"}, {"chunked 8x1", "1", "8x1", "0"},
-                              {"chunked 8x2", "1", "8x2", "0"},         {"chunked 16x4", "1", "16x4", "0"}};
+                              {"chunked 8x2", "1", "8x2", "0"},         {"chunked 16x4", "1", "16x4", "0"},
+                              {"chunked mma cvt", "1", "16x2", "0", "1"}, {"chunked mma int", "1", "16x2", "0", "2"}};
   std::vector<std::size_t> lengths{64, 128, 256, 512, 1024, 4096};
   std::vector<Variant> chosen(std::begin(variants), std::end(variants));
-  // RWKVC_WKV7_BENCH_QUICK=1: the sequential kernels and the two fastest shapes, three lengths.
+  // RWKVC_WKV7_BENCH_QUICK=1: the sequential kernels, the 16x2 shape and the tensor-core rows,
+  // three lengths.
   if (const char* quick = std::getenv("RWKVC_WKV7_BENCH_QUICK"); quick != nullptr && std::string(quick) == "1") {
     lengths = {256, 512, 4096};
-    chosen = {variants[0], variants[1], variants[6]};
+    chosen = {variants[0], variants[1], variants[8], variants[9]};
   }
   ForwardOptions timed;
   timed.time_on_device = true;
@@ -274,9 +295,11 @@ TEST_CASE("Chunked WKV7 against the sequential kernels at 32 heads of 64", "[.wk
   for (const Variant& variant : chosen) {
     ::setenv("RWKVC_WKV7_CHUNKED_SHAPE", variant.shape, 1);
     ::setenv("RWKVC_WKV7_CHUNKED_FUSED", variant.fused, 1);
+    ::setenv("RWKVC_WKV7_CHUNKED_MMA", variant.mma, 1);
     auto exe = compile_with_chunked_from(*cuda, graph, weights, variant.from);
     ::unsetenv("RWKVC_WKV7_CHUNKED_SHAPE");
     ::unsetenv("RWKVC_WKV7_CHUNKED_FUSED");
+    ::unsetenv("RWKVC_WKV7_CHUNKED_MMA");
     for (std::size_t n = 0; n < lengths.size(); ++n) {
       auto tokens = random_tokens(lengths[n], kVocab, 11 + static_cast<unsigned>(lengths[n]));
       std::vector<double> times;
