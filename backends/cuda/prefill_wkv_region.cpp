@@ -8,6 +8,7 @@
 
 #include "backends/cuda/cuda_wkv7_prompt.h"
 #include "backends/cuda/fused_codegen.h"
+#include "backends/cuda/prefill_wkv_prepare.h"
 #include "backends/cuda/wkv_region_form.h"
 
 namespace rwkvc::cuda {
@@ -34,7 +35,15 @@ std::string pointer_type(DType type) { return type == DType::f32 ? "float*" : ty
 struct HeadKernel {
   KernelHandle* kernel = nullptr;
   std::vector<std::size_t> slots;  // outputs, then inputs
+  std::vector<ValueId> inputs;
 };
+
+void launch(RunContext& ctx, const HeadKernel& k, Dim H, Dim N) {
+  LaunchArgs args;
+  args.add<long long>(ctx.T);
+  for (std::size_t s : k.slots) args.add(ctx.slots[s]);
+  ctx.launch(*k.kernel, dim3(static_cast<unsigned>(ctx.T * H)), dim3(static_cast<unsigned>(N)), args);
+}
 
 HeadKernel head_kernel(Program& program, const CodegenScope& scope, const std::vector<ValueId>& outputs,
                        const std::vector<bool>& ready, Dim H, Dim N,
@@ -57,6 +66,7 @@ HeadKernel head_kernel(Program& program, const CodegenScope& scope, const std::v
   out.kernel = program.module.kernel(name, fmt::format("extern \"C\" __global__ void __launch_bounds__(1024) {}{}", name, text));
   for (ValueId id : outputs) out.slots.push_back(*slot[at(id)]);
   for (ValueId id : code.inputs) out.slots.push_back(*slot[at(id)]);
+  out.inputs = code.inputs;
   return out;
 }
 
@@ -76,12 +86,13 @@ std::optional<Step> wkv7_long_call_step(const Op& op, Program& program) {
   // results in scratch otherwise (this form's scratch; the region's other forms run instead).
   std::vector<std::optional<std::size_t>> slot(types.size());
   for (std::size_t i = 0; i < body.arguments; ++i) slot[i] = at(op.operands[i]);
-  std::vector<ValueId> after;
+  std::vector<ValueId> after, yielded;
   CodegenScope scope{types, std::vector<const Op*>(types.size(), nullptr)};
   for (std::size_t p = 0; p < body.yields.size(); ++p) {
     ValueId y = body.yields[p];
     if (slot[at(y)]) return std::nullopt;  // an argument or a value yielded twice: a copy
     slot[at(y)] = at(op.results[p]);
+    yielded.push_back(y);
     if (y == wkv->results[0] || y == wkv->results[1]) continue;
     if (types[at(y)].shape != domain) return std::nullopt;
     after.push_back(y);
@@ -113,23 +124,37 @@ std::optional<Step> wkv7_long_call_step(const Op& op, Program& program) {
   for (ValueId id : wkv->results) ready[at(id)] = true;
   if (!after.empty()) post = head_kernel(program, scope, after, ready, H, N, slot);
 
+  // Calls that take the split chunked kernels may compute the pre-ops and the chunk records in
+  // one kernel (prefill_wkv_prepare.h); of the pre-ops' values it stores only v (the row
+  // kernel's input) and what the post-ops read or the region yields.
+  Wkv7OperandsStep operands_step;
+  if (fused_prepare_enabled()) {
+    std::vector<ValueId> stored;
+    for (ValueId id : before) {
+      auto read_after = [&](const std::vector<ValueId>& ids) { return std::find(ids.begin(), ids.end(), id) != ids.end(); };
+      if (id == wkv->operands[3] || (post && read_after(post->inputs)) || read_after(yielded)) stored.push_back(id);
+    }
+    std::vector<bool> arguments(types.size(), false);
+    for (std::size_t i = 0; i < body.arguments; ++i) arguments[i] = true;
+    if (std::optional<Wkv7RecordsWriter> writer = fused_prepare(program, scope, *wkv, H, N, stored, arguments, slot))
+      operands_step = [pre, writer = *writer, H, N](RunContext& ctx, void* full, void* tail) {
+        if (full != nullptr)
+          writer(ctx, full, tail);
+        else if (pre)
+          launch(ctx, *pre, H, N);
+      };
+  }
+
   std::vector<std::size_t> operands, results;
   for (ValueId id : wkv->operands) operands.push_back(*slot[at(id)]);
   for (ValueId id : wkv->results) results.push_back(*slot[at(id)]);
   Step recurrence = wkv7_any_length_step(program, operands, results, types[at(wkv->operands[0])].shape,
-                                           types[at(wkv->operands[6])].shape);
+                                           types[at(wkv->operands[6])].shape, operands_step);
 
-  auto threads = static_cast<unsigned>(N);
-  return [pre, post, recurrence, H, threads](RunContext& ctx) {
-    auto launch = [&](const HeadKernel& k) {
-      LaunchArgs args;
-      args.add<long long>(ctx.T);
-      for (std::size_t s : k.slots) args.add(ctx.slots[s]);
-      ctx.launch(*k.kernel, dim3(static_cast<unsigned>(ctx.T * H)), dim3(threads), args);
-    };
-    if (pre) launch(*pre);
+  return [pre, post, recurrence, operands_step, H, N](RunContext& ctx) {
+    if (pre && !operands_step) launch(ctx, *pre, H, N);  // else the recurrence's step runs it
     recurrence(ctx);
-    if (post) launch(*post);
+    if (post) launch(ctx, *post, H, N);
   };
 }
 

@@ -5,7 +5,9 @@
 // once per (token, head), where the region's other long-call form materialises their operands
 // and runs a kernel per reduction. Taken for the head-wise form (wkv_region_form.h), as the
 // one-token kernel is. RWKVC_CUDA_WKV_HEAD_BLOCKS=0 (read when a
-// program is built) keeps the other form.
+// program is built) keeps the other form. With RWKVC_CUDA_WKV_FUSED_PREPARE=1, calls that take
+// the split chunked WKV7 compute the pre-ops inside the kernel that writes the chunk records
+// (prefill_wkv_prepare.h) instead.
 #pragma once
 
 #include <optional>

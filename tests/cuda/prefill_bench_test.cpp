@@ -2,10 +2,12 @@
 // RWKVC_CUDA_HALF_ACTIVATIONS (16-bit activations), RWKVC_CUDA_PREFILL_GRAPHS (CUDA graphs for
 // long calls), RWKVC_CUDA_WKV_HEAD_BLOCKS (the wkv region's pre/post-ops a block per
 // (token, head)) and RWKVC_CUDA_GEMM_EPILOGUES (residual adds inside cuBLASLt; on by default since
-// session 6: "all" is session 5's defaults, "epilogues" today's). Hidden ([.prefill_bench]): run on a GPU with
-// RWKVC_BENCH_SHAPES ("L24xD2048,L12xD768") and RWKVC_PREFILL_VARIANTS (e.g. "all,epilogues";
-// unset: all six). One JSON object per model and variant on stdout (and appended to
-// RWKVC_BENCH_OUT); a 4096-token profile of "base", "all" and "epilogues" on stderr.
+// session 6: "all" is session 5's defaults, "epilogues" today's; "fused_prepare" is today's with
+// the wkv pre-ops inside the chunked WKV7's record kernel, RWKVC_CUDA_WKV_FUSED_PREPARE). Hidden
+// ([.prefill_bench]): run on a GPU with RWKVC_BENCH_SHAPES ("L24xD2048,L12xD768") and
+// RWKVC_PREFILL_VARIANTS (e.g. "all,epilogues"; unset: all seven). One JSON object per model and
+// variant on stdout (and appended to RWKVC_BENCH_OUT); a 4096-token profile of "base", "all",
+// "epilogues" and "fused_prepare" on stderr.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -37,18 +39,21 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
       const char* graphs;
       const char* heads;
       const char* epilogues = "0";
+      const char* fused_prepare = "0";
     };
     // RWKVC_PREFILL_VARIANTS picks some by name ("base,all"); unset: every one.
     const char* picked = std::getenv("RWKVC_PREFILL_VARIANTS");
     for (Variant variant : {Variant{"base", "0", "0", "0"}, Variant{"half", "1", "0", "0"}, Variant{"graphs", "0", "1", "0"},
                             Variant{"wkv_heads", "0", "0", "1"}, Variant{"all", "1", "1", "1"},
-                            Variant{"epilogues", "1", "1", "1", "1"}}) {
+                            Variant{"epilogues", "1", "1", "1", "1"},
+                            Variant{"fused_prepare", "1", "1", "1", "1", "1"}}) {
       if (picked != nullptr && ("," + std::string(picked) + ",").find("," + std::string(variant.name) + ",") == std::string::npos)
         continue;
       ::setenv("RWKVC_CUDA_HALF_ACTIVATIONS", variant.half, 1);
       ::setenv("RWKVC_CUDA_PREFILL_GRAPHS", variant.graphs, 1);
       ::setenv("RWKVC_CUDA_WKV_HEAD_BLOCKS", variant.heads, 1);
       ::setenv("RWKVC_CUDA_GEMM_EPILOGUES", variant.epilogues, 1);
+      ::setenv("RWKVC_CUDA_WKV_FUSED_PREPARE", variant.fused_prepare, 1);
       auto exe = cuda->compile(graph, weights);
       std::int64_t table = config.vocab * config.embd * 2;
       double flops_per_token = static_cast<double>(exe->stats().weight_bytes - 2 * table);
@@ -101,6 +106,7 @@ TEST_CASE("CUDA prefill speed with the long-call switches on and off", "[.prefil
     ::unsetenv("RWKVC_CUDA_PREFILL_GRAPHS");
     ::unsetenv("RWKVC_CUDA_WKV_HEAD_BLOCKS");
     ::unsetenv("RWKVC_CUDA_GEMM_EPILOGUES");
+    ::unsetenv("RWKVC_CUDA_WKV_FUSED_PREPARE");
   }
 }
 
