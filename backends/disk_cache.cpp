@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <system_error>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -45,7 +47,8 @@ void write_file(const std::filesystem::path& path, const void* data, std::size_t
   std::filesystem::create_directories(path.parent_path(), error);
   if (error) return;
   std::filesystem::path temporary = path;
-  temporary += fmt::format(".{}.tmp", ::getpid());
+  // Unique per process and thread: NVRTC parts and shaders are compiled (and written) by pools.
+  temporary += fmt::format(".{}.{}.tmp", ::getpid(), std::hash<std::thread::id>{}(std::this_thread::get_id()));
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     if (!out) return;

@@ -13,6 +13,7 @@
 #include "backends/cpu/precompute.h"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_matmul.h"
+#include "backends/cuda/module_parts.h"
 
 namespace rwkvc::cuda {
 
@@ -95,7 +96,7 @@ CudaExecutable::CudaExecutable(const DeviceInfo& device, const Graph& graph, con
 
     upload_weights(precomputed.weights);
     plan_buffers();
-    module_ = std::make_unique<Module>(device_.index, program_.module.text(), device_.arch());
+    module_ = std::make_unique<Module>(device_.index, module_parts(program_.module), device_.arch());
     for (KernelHandle& handle : program_.module.handles()) handle.kernel = module_->kernel(handle.name);
     ensure_capacity(1);
     stats_.kernels_per_forward = static_cast<std::int64_t>(program_.steps.size());

@@ -85,10 +85,19 @@ class ModuleSource {
   KernelHandle* kernel(const std::string& name, const std::string& definition = "");
   std::string text() const;
   std::deque<KernelHandle>& handles() { return handles_; }
+  const std::deque<KernelHandle>& handles() const { return handles_; }
+
+  // What text() joins, for compiling it in parts (module_parts.h): the families in the order
+  // included, and each definition with the name of the kernel it defines.
+  struct Definition {
+    std::string name, text;
+  };
+  const std::vector<const char*>& families() const { return families_; }
+  const std::vector<Definition>& definitions() const { return definitions_; }
 
  private:
   std::vector<const char*> families_;
-  std::vector<std::string> definitions_;
+  std::vector<Definition> definitions_;
   std::deque<KernelHandle> handles_;
 };
 

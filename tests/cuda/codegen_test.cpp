@@ -1,5 +1,6 @@
 // Kernel generation and NVRTC need no device: every kernel the tiny models need is generated
 // and compiled for sm_90 here too, and the compiled module is found in the cache the second time.
+// (A module compiles in parts: tests/cuda/compile_pool_test.cpp.)
 #include <cstdlib>
 #include <string>
 
@@ -9,6 +10,7 @@
 #include "backends/cuda/cuda_program.h"
 #include "backends/cuda/fused_codegen.h"
 #include "backends/cuda/kernel_sources.h"
+#include "backends/cuda/module_parts.h"
 #include "backends/cuda/nvrtc_module.h"
 #include "cuda_test_support.h"
 #include "frontend/random_model.h"
@@ -27,11 +29,13 @@ TEST_CASE("Every kernel of the tiny models compiles with NVRTC for sm_90, once",
       Precomputed precomputed = precompute_token_free(graph, model.weights);
       cuda::Program program = cuda::build_program(precomputed.graph);
       CHECK(!program.steps.empty());
-      std::string source = program.module.text();
-      bool cached = false;
-      CHECK(!cuda::compile_cubin(source, "sm_90", &cached).empty());
-      CHECK(!cuda::compile_cubin(source, "sm_90", &cached).empty());
-      CHECK(cached);
+      // As the executable compiles it: in parts, on a pool of threads (module_parts.h).
+      std::vector<cuda::ModulePart> parts = cuda::module_parts(program.module);
+      cuda::CompileStats first, second;
+      CHECK(cuda::compile_parts(parts, "sm_90", &first).size() == parts.size());
+      CHECK(first.fallbacks == 0);
+      CHECK(cuda::compile_parts(parts, "sm_90", &second).size() == parts.size());
+      CHECK(second.compiled == 0);
     }
 }
 
@@ -145,7 +149,10 @@ TEST_CASE("The one-token wkv kernel of a head-size-64 model sums its heads once 
     CHECK_THAT(source, Catch::Contains("__shared__ float a_head_scratch[32];") &&
                            Catch::Contains("__shared__ float c_head_scratch[32];"));
   }
-  CHECK(!cuda::compile_cubin(source, "sm_90").empty());
+  std::vector<cuda::ModulePart> parts = cuda::module_parts(program.module);
+  cuda::CompileStats stats;
+  CHECK(cuda::compile_parts(parts, "sm_90", &stats).size() == parts.size());
+  CHECK(stats.fallbacks == 0);
 }
 
 }  // namespace rwkvc::test
