@@ -7,6 +7,7 @@
 
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/gemv_persistent.h"
+#include "backends/cuda/gemv_staged.h"
 #include "backends/cuda/kernel_sources.h"
 
 namespace rwkvc::cuda {
@@ -63,7 +64,7 @@ Step matmul_step(const MatmulSpec& spec, Program& program) {
   program.uses_cublas = true;
   std::size_t staging = program.staging_slot;
 
-  return [spec, vec, scalar, convert, staging, out_is_16bit](RunContext& ctx) {
+  Step step = [spec, vec, scalar, convert, staging, out_is_16bit](RunContext& ctx) {
     std::int64_t rows = spec.a_shape.numel(ctx.T) / spec.K;
     auto* a = static_cast<const float*>(ctx.slots[spec.a]);
     auto* out = static_cast<float*>(ctx.slots[spec.out]);
@@ -110,6 +111,14 @@ Step matmul_step(const MatmulSpec& spec, Program& program) {
             "cublasGemmEx");
     });
   };
+  // Decode's head (the logits): one staged launch when its one row is the call's (gemv_staged.h).
+  if (spec.logits && gemv_staged_head_enabled()) {
+    std::vector<GemvMember> head(1);
+    head[0].spec = spec;
+    head[0].single = step;  // more rows, or unaligned operands
+    if (gemv_staged_takes(head)) return gemv_staged_step(head, program);
+  }
+  return step;
 }
 
 namespace {
@@ -147,6 +156,7 @@ GemvMemberStore gemv_member_store(const GemvMember& member, std::size_t m) {
 }
 
 Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
+  if (gemv_staged_enabled() && gemv_staged_takes(members)) return gemv_staged_step(members, program);
   if (gemv_persistent_enabled() && gemv_persistent_takes(members)) return gemv_persistent_step(members, program);
   if (members.size() == 1 && members[0].prologue.empty()) return members[0].single;
   program.module.include(kGemvSource);

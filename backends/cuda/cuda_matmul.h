@@ -60,7 +60,8 @@ bool gemv_group_is_one_launch(const std::vector<GemvMember>& members, const RunC
 
 // Independent one-row GEMVs (none reads another's result) with one weight type, at most 8
 // (r, k, v and the four LoRA downs): one launch when each has one row (decode), else each on
-// its own. RWKVC_CUDA_GEMV_PERSISTENT=1: the launch walks rows with resident warps (gemv_persistent.h).
+// its own. RWKVC_CUDA_GEMV_PERSISTENT=1: the launch walks rows with resident warps (gemv_persistent.h);
+// RWKVC_CUDA_GEMV_STAGED=1: its blocks stage weight tiles in shared memory before the wait (gemv_staged.h).
 inline constexpr std::size_t kMatmulBatch = 8;
 Step gemv_group_step(const std::vector<GemvMember>& members, Program& program);
 

@@ -38,6 +38,13 @@ void RunContext::launch(const KernelHandle& kernel, dim3 grid, dim3 block, Launc
     if (dependent_launch) {
       config.attrs = &attribute;
       config.numAttrs = 1;
+      // RWKVC_CUDA_SHARED_CARVEOUT=<percent> (measurements, with RWKVC_CUDA_GEMV_STAGED): every
+      // short-call kernel prefers that share of the SM's memory as shared memory, so that an SM
+      // need not drain to change its split between a staged GEMV and the kernels around it.
+      if (const char* carveout = std::getenv("RWKVC_CUDA_SHARED_CARVEOUT"); carveout != nullptr && *carveout != '\0')
+        check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel.kernel),
+                                   cudaFuncAttributePreferredSharedMemoryCarveout, std::atoi(carveout)),
+              fmt::format("the shared memory carveout of {}", kernel.name));
     }
     check(cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(kernel.kernel), pointers.data()),
           fmt::format("launch of {}", kernel.name));
@@ -69,7 +76,7 @@ void ModuleSource::include(const char* family) {
 KernelHandle* ModuleSource::kernel(const std::string& name, const std::string& definition) {
   for (KernelHandle& handle : handles_)
     if (handle.name == name) return &handle;
-  if (!definition.empty()) definitions_.push_back(definition);
+  if (!definition.empty()) definitions_.push_back({name, definition});
   handles_.push_back({name, nullptr});
   return &handles_.back();
 }
@@ -78,7 +85,7 @@ std::string ModuleSource::text() const {
   std::string text = tuning_defines() + kPreludeSource;
   text += kMiscSource;
   for (const char* family : families_) text += family;
-  for (const std::string& definition : definitions_) text += definition;
+  for (const Definition& definition : definitions_) text += definition.text;
   return text;
 }
 

@@ -18,6 +18,9 @@ extern const char* const kGemvSource;
 // gemv_walk_rows<W>: a batch of one-row GEMVs walked row by row by resident warps, the next
 // row's weights loading during this row's arithmetic (needs kGemvSource ahead of it).
 extern const char* const kGemvPersistentSource;
+// gemv_staged_tiles<W>: a batch of one-row GEMVs in tiles of rows that each block copies into a
+// ring in shared memory (bulk copies on mbarriers) before its wait (needs kGemvSource ahead of it).
+extern const char* const kGemvStagedSource;
 // wkv7_heads<N, L, R> (long prompts), wkv7_warp_rows<N> (short calls), wkv7_head_one_token<N>
 // (inside a fused one-token wkv region), wkv4_channels: the recurrences, state updated in place.
 extern const char* const kWkvSource;

@@ -22,23 +22,41 @@ namespace rwkvc::test {
 namespace {
 
 // The switches the variants set; each variant starts with all of them unset (everything on).
-constexpr const char* kSwitches[] = {"RWKVC_CUDA_EARLY_RELEASE",      "RWKVC_CUDA_PDL",
-                                     "RWKVC_CUDA_FOLD_LN",            "RWKVC_CUDA_FOLD_LN_ROW_BLOCKS",
-                                     "RWKVC_CUDA_FOLD_LORA_UP",       "RWKVC_CUDA_WKV_PREFETCH",
-                                     "RWKVC_CUDA_GEMV_MIN_BLOCKS",    "RWKVC_CUDA_GEMV_PERSISTENT",
-                                     "RWKVC_CUDA_GEMV_PERSISTENT_GRID"};
+constexpr const char* kSwitches[] = {"RWKVC_CUDA_EARLY_RELEASE",         "RWKVC_CUDA_PDL",
+                                     "RWKVC_CUDA_FOLD_LN",               "RWKVC_CUDA_FOLD_LN_ROW_BLOCKS",
+                                     "RWKVC_CUDA_FOLD_LORA_UP",          "RWKVC_CUDA_WKV_PREFETCH",
+                                     "RWKVC_CUDA_GEMV_MIN_BLOCKS",       "RWKVC_CUDA_GEMV_PERSISTENT",
+                                     "RWKVC_CUDA_GEMV_PERSISTENT_GRID",  "RWKVC_CUDA_GEMV_STAGED",
+                                     "RWKVC_CUDA_GEMV_STAGED_STAGES",    "RWKVC_CUDA_GEMV_STAGED_TILE_KB",
+                                     "RWKVC_CUDA_GEMV_STAGED_PER_SM",    "RWKVC_CUDA_GEMV_STAGED_GRID",
+                                     "RWKVC_CUDA_GEMV_STAGED_HEAD",      "RWKVC_CUDA_GEMV_STAGED_LANES",
+                                     "RWKVC_CUDA_GEMV_STAGED_COPY",      "RWKVC_CUDA_SHARED_CARVEOUT"};
 // Session 5: the default (LoRA ups in the wkv kernel, state prefetch), with the layer-norm fold
 // on as well (4 row blocks a block), with three batched GEMV blocks an SM, and both folds off.
 // Then the GEMV batches walked by resident warps (gemv_persistent.h): as many blocks as the
 // occupancy calculator allows, three an SM (fewer registers), one an SM (132 on the H100), and
-// with the layer-norm fold (whose batches keep their own kernel).
+// with the layer-norm fold (whose batches keep their own kernel). Session 6: the GEMVs staging
+// their weight tiles in shared memory before the wait (gemv_staged.h; a warp a row): a block per
+// 4 tiles of 16 KB, then rings of 2 x 32 KB and 2 x 16 KB, two blocks an SM walking a ring of
+// 3 x 16 KB, one an SM with 4 x 32 KB, rows split over the block (256 lanes), every thread
+// copying (cp.async) instead of one bulk copy a tile, without the head, and with every kernel
+// preferring shared memory over L1.
 constexpr const char* kDefaultVariants =
     "default:;ln_fold:RWKVC_CUDA_FOLD_LN=1;gemv_3_blocks:RWKVC_CUDA_GEMV_MIN_BLOCKS=3;"
     "all_off:RWKVC_CUDA_FOLD_LORA_UP=0,RWKVC_CUDA_WKV_PREFETCH=0;"
     "gemv_walk:RWKVC_CUDA_GEMV_PERSISTENT=1;"
     "gemv_walk_3_blocks:RWKVC_CUDA_GEMV_PERSISTENT=1,RWKVC_CUDA_GEMV_MIN_BLOCKS=3;"
     "gemv_walk_132_blocks:RWKVC_CUDA_GEMV_PERSISTENT=1,RWKVC_CUDA_GEMV_PERSISTENT_GRID=132;"
-    "gemv_walk_ln_fold:RWKVC_CUDA_GEMV_PERSISTENT=1,RWKVC_CUDA_FOLD_LN=1";
+    "gemv_walk_ln_fold:RWKVC_CUDA_GEMV_PERSISTENT=1,RWKVC_CUDA_FOLD_LN=1;"
+    "staged:RWKVC_CUDA_GEMV_STAGED=1;"
+    "staged_2x32k:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_GEMV_STAGED_STAGES=2,RWKVC_CUDA_GEMV_STAGED_TILE_KB=32;"
+    "staged_2x16k:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_GEMV_STAGED_STAGES=2;"
+    "staged_walk_2sm_3x16k:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_GEMV_STAGED_PER_SM=2,RWKVC_CUDA_GEMV_STAGED_STAGES=3;"
+    "staged_walk_1sm_4x32k:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_GEMV_STAGED_PER_SM=1,RWKVC_CUDA_GEMV_STAGED_TILE_KB=32;"
+    "staged_split:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_GEMV_STAGED_LANES=256;"
+    "staged_threads:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_GEMV_STAGED_COPY=threads;"
+    "staged_no_head:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_GEMV_STAGED_HEAD=0;"
+    "staged_carveout:RWKVC_CUDA_GEMV_STAGED=1,RWKVC_CUDA_SHARED_CARVEOUT=100";
 
 void set_switches(const std::string& settings) {
   for (const char* name : kSwitches) ::unsetenv(name);
