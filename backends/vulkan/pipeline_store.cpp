@@ -1,12 +1,8 @@
 #include "backends/vulkan/pipeline_store.h"
 
-#include <algorithm>
-#include <atomic>
-#include <exception>
-#include <thread>
-
 #include <fmt/format.h>
 
+#include "backends/task_pool.h"
 #include "backends/vulkan/disk_cache.h"
 #include "backends/vulkan/vk_error.h"
 
@@ -70,25 +66,9 @@ void PipelineStore::build() {
   std::vector<std::pair<Pipeline*, std::string>> work = std::move(pending_);
   pending_.clear();
   if (work.empty()) return;
-  std::size_t threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 32);
-  threads = std::min(threads, work.size());
-  std::atomic<std::size_t> next = 0;
-  std::vector<std::exception_ptr> failures(work.size());
-  auto worker = [&] {
-    for (std::size_t i = next++; i < work.size(); i = next++) {
-      try {
-        make(*work[i].first, work[i].second);
-      } catch (...) {
-        failures[i] = std::current_exception();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (std::thread& thread : pool) thread.join();
-  for (const std::exception_ptr& failure : failures)
-    if (failure) std::rethrow_exception(failure);
+  // RWKVC_VULKAN_COMPILE_THREADS=n caps the pool (default: the hardware's threads).
+  run_jobs(work.size(), pool_threads("RWKVC_VULKAN_COMPILE_THREADS"),
+           [&](std::size_t i) { make(*work[i].first, work[i].second); });
 }
 
 void PipelineStore::make(Pipeline& pipeline, const std::string& glsl) {
