@@ -155,6 +155,20 @@ GemvMemberStore gemv_member_store(const GemvMember& member, std::size_t m) {
   return out;
 }
 
+std::string gemv_row_walker_entry(const std::vector<GemvMember>& members, const std::string& batch_type,
+                                  const std::string& walker) {
+  std::string params = batch_type + " batch, i64 T", stores;
+  for (std::size_t m = 0; m < members.size(); ++m) {
+    auto [store_params, store] = gemv_member_store(members[m], m);
+    params += store_params;
+    stores += fmt::format("    {}if (m == {}) {}(batch.y[{}], batch.N[{}], 0, n, v);\n", m == 0 ? "" : "else ", m, store,
+                          m, m);
+  }
+  return fmt::format("({}) {{\n  (void)T;\n  auto store = [&](int m, int n, float v) {{\n{}  }};\n"
+                     "  {}(batch, store);\n}}\n",
+                     params, stores, walker);
+}
+
 Step gemv_group_step(const std::vector<GemvMember>& members, Program& program) {
   if (gemv_staged_enabled() && gemv_staged_takes(members)) return gemv_staged_step(members, program);
   if (gemv_persistent_enabled() && gemv_persistent_takes(members)) return gemv_persistent_step(members, program);

@@ -54,6 +54,13 @@ struct GemvMemberStore {
 };
 GemvMemberStore gemv_member_store(const GemvMember& member, std::size_t m);
 
+// The text after the name of an entry point that hands a batch's rows to `walker` (a device
+// function taking the batch and a store(m, n, value) functor, e.g. "gemv_walk_rows<f16>"): the
+// batch of type `batch_type`, T, each member's folded epilogue outputs and inputs, and a store
+// that sends row n of member m to that member's store.
+std::string gemv_row_walker_entry(const std::vector<GemvMember>& members, const std::string& batch_type,
+                                  const std::string& walker);
+
 // Whether a batch runs as one launch in this call (every member one row, aligned, K a multiple
 // of its vector), or else each member on its own.
 bool gemv_group_is_one_launch(const std::vector<GemvMember>& members, const RunContext& ctx);

@@ -37,21 +37,6 @@ unsigned resident_blocks(const KernelHandle& kernel) {
   return static_cast<unsigned>(sms * per_sm);
 }
 
-// The entry point's text after its name: the batch, T, each member's folded epilogue outputs and
-// inputs, and a store that sends row n of member m to that member's store.
-std::string entry_text(const std::vector<GemvMember>& members, const std::string& type) {
-  std::string params = "GemvRowBatch batch, i64 T", stores;
-  for (std::size_t m = 0; m < members.size(); ++m) {
-    auto [store_params, store] = gemv_member_store(members[m], m);
-    params += store_params;
-    stores += fmt::format("    {}if (m == {}) {}(batch.y[{}], batch.N[{}], 0, n, v);\n", m == 0 ? "" : "else ", m, store,
-                          m, m);
-  }
-  return fmt::format("({}) {{\n  (void)T;\n  auto store = [&](int m, int n, float v) {{\n{}  }};\n"
-                     "  gemv_walk_rows<{}>(batch, store);\n}}\n",
-                     params, stores, type);
-}
-
 }  // namespace
 
 bool gemv_persistent_enabled() {
@@ -67,7 +52,8 @@ bool gemv_persistent_takes(const std::vector<GemvMember>& members) {
 Step gemv_persistent_step(const std::vector<GemvMember>& members, Program& program) {
   program.module.include(kGemvSource);
   program.module.include(kGemvPersistentSource);
-  std::string text = entry_text(members, device_type(members[0].spec.b_dtype));
+  std::string text =
+      gemv_row_walker_entry(members, "GemvRowBatch", "gemv_walk_rows<" + device_type(members[0].spec.b_dtype) + ">");
   // Named by its text, so identical batches (every layer's) share one kernel.
   std::string name = fmt::format("gemv_walk_{:016x}", std::hash<std::string>{}(text));
   KernelHandle* kernel =

@@ -62,21 +62,6 @@ int multiprocessors() {
   return sms;
 }
 
-// The entry point's text after its name: the batch, T, each member's folded epilogue outputs and
-// inputs, and a store that sends row n of member m to that member's store.
-std::string entry_text(const std::vector<GemvMember>& members, const std::string& type) {
-  std::string params = "GemvTileBatch batch, i64 T", stores;
-  for (std::size_t m = 0; m < members.size(); ++m) {
-    auto [store_params, store] = gemv_member_store(members[m], m);
-    params += store_params;
-    stores += fmt::format("    {}if (m == {}) {}(batch.y[{}], batch.N[{}], 0, n, v);\n", m == 0 ? "" : "else ", m, store,
-                          m, m);
-  }
-  return fmt::format("({}) {{\n  (void)T;\n  auto store = [&](int m, int n, float v) {{\n{}  }};\n"
-                     "  gemv_staged_tiles<{}>(batch, store);\n}}\n",
-                     params, stores, type);
-}
-
 }  // namespace
 
 bool gemv_staged_enabled() {
@@ -119,7 +104,8 @@ bool gemv_staged_takes(const std::vector<GemvMember>& members) {
 Step gemv_staged_step(const std::vector<GemvMember>& members, Program& program) {
   program.module.include(kGemvSource);
   program.module.include(kGemvStagedSource);
-  std::string text = entry_text(members, device_type(members[0].spec.b_dtype));
+  std::string text =
+      gemv_row_walker_entry(members, "GemvTileBatch", "gemv_staged_tiles<" + device_type(members[0].spec.b_dtype) + ">");
   // Named by its text, so identical batches (every layer's) share one kernel; the shape is a
   // launch parameter, so every shape shares it too.
   std::string name = fmt::format("gemv_staged_{:016x}", std::hash<std::string>{}(text));

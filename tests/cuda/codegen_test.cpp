@@ -13,6 +13,7 @@
 #include "backends/cuda/module_parts.h"
 #include "backends/cuda/nvrtc_module.h"
 #include "cuda_test_support.h"
+#include "kernel_text_support.h"
 #include "frontend/random_model.h"
 
 namespace rwkvc::test {
@@ -77,12 +78,6 @@ TEST_CASE("Identical region bodies share one generated kernel", "[cuda][codegen]
 }
 
 namespace {
-
-std::size_t count_of(const std::string& text, const std::string& part) {
-  std::size_t count = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
-  return count;
-}
 
 // A one-token kernel of `heads` blocks laid out like the fused wkv region's phases.
 std::string head_kernel(const cuda::ElementCode& code, std::size_t outputs, Dim N) {

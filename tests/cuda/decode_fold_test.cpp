@@ -14,6 +14,7 @@
 #include "backends/cuda/cuda_program.h"
 #include "backends/cuda/nvrtc_module.h"
 #include "cuda_test_support.h"
+#include "kernel_text_support.h"
 #include "frontend/random_model.h"
 
 namespace rwkvc::test {
@@ -48,12 +49,6 @@ cuda::Program program_of(const Model& model, const std::string& pipeline, Graph&
   graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(pipeline));
   graph = precompute_token_free(graph, model.weights).graph;
   return cuda::build_program(graph);
-}
-
-std::size_t count_of(const std::string& text, const std::string& part) {
-  std::size_t count = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
-  return count;
 }
 
 // Both folds on (the layer-norm fold is off by default: slower so far), for one test.

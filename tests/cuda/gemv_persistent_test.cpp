@@ -9,12 +9,12 @@
 #include <string>
 
 #include <catch2/catch.hpp>
-#include <nvrtc.h>
 
 #include "backends/cpu/precompute.h"
 #include "backends/cuda/cuda_program.h"
 #include "backends/cuda/nvrtc_module.h"
 #include "cuda_test_support.h"
+#include "kernel_text_support.h"
 #include "frontend/random_model.h"
 
 namespace rwkvc::test {
@@ -32,56 +32,9 @@ struct PersistentOn {
 // A random RWKV-7 whose LoRA ranks (the downs' N, the ups' K) are multiples of 4 but mostly not
 // of 8, and whose FFN width (the key's N, the value's K) is 1100: 275 f32 vectors, so the value's
 // rows are two segments of 256, the second partial; f16 rows of 1100 are not whole vectors.
-Model odd_rwkv7(std::uint64_t seed) {
-  Model model;
-  model.config = standard_config(Arch::rwkv7, 2, 3 * 32, 41, 32);
-  model.config.ffn = 1100;
-  model.config.decay_lora = 20;
-  model.config.aaa_lora = 12;
-  model.config.mv_lora = 28;
-  model.config.gate_lora = 40;
-  model.path = "random RWKV-7 C96 FFN1100 LoRA 20/12/28/40";
-  model.weights = make_random_model(model.config, seed);
-  return model;
-}
+Model odd_rwkv7(std::uint64_t seed) { return odd_lora_rwkv7(seed, 1100); }
 
-Model odd_rwkv4() {
-  Model model;
-  model.config = standard_config(Arch::rwkv4, 2, 100, 37);
-  model.config.ffn = 212;
-  model.path = "random RWKV-4 C100 FFN212";
-  model.weights = make_random_model(model.config, 5);
-  return model;
-}
-
-std::string decode_source(const Model& model, const std::string& pipeline) {
-  Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(pipeline));
-  graph = precompute_token_free(graph, model.weights).graph;
-  return cuda::build_program(graph).module.text();
-}
-
-std::size_t count_of(const std::string& text, const std::string& part) {
-  std::size_t count = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
-  return count;
-}
-
-// NVRTC's log for `source` built for sm_90 with ptxas reporting each kernel's registers and spills.
-std::string ptxas_report(const std::string& source) {
-  nvrtcProgram program = nullptr;
-  REQUIRE(nvrtcCreateProgram(&program, source.c_str(), "gemv_persistent_test.cu", 0, nullptr, nullptr) == NVRTC_SUCCESS);
-  const char* options[] = {"--gpu-architecture=sm_90", "--std=c++17", "--device-as-default-execution-space",
-                           "--ptxas-options=-v"};
-  nvrtcResult result = nvrtcCompileProgram(program, 4, options);
-  std::size_t size = 0;
-  nvrtcGetProgramLogSize(program, &size);
-  std::string log(size, '\0');
-  nvrtcGetProgramLog(program, log.data());
-  nvrtcDestroyProgram(&program);
-  INFO(log);
-  REQUIRE(result == NVRTC_SUCCESS);
-  return log;
-}
+Model odd_rwkv4() { return odd_width_rwkv4(); }
 
 }  // namespace
 
@@ -103,18 +56,8 @@ TEST_CASE("With RWKVC_CUDA_GEMV_PERSISTENT=1 decode's GEMV batches walk their ro
     CHECK(count_of(source, "extern \"C\" __global__ void GEMV_LAUNCH_BOUNDS gemv_walk_") >= 4);
 
     // ptxas: the walking kernels spill nothing.
-    std::string log = ptxas_report(source);
-    std::size_t walkers = 0;
-    for (std::size_t at = log.find("Compiling entry function 'gemv_walk_"); at != std::string::npos;
-         at = log.find("Compiling entry function 'gemv_walk_", at + 1)) {
-      ++walkers;
-      std::size_t end = log.find("Compiling entry function", at + 1);
-      std::string report = log.substr(at, end == std::string::npos ? std::string::npos : end - at);
-      INFO(report);
-      CHECK_THAT(report, Catch::Contains("0 bytes spill stores, 0 bytes spill loads"));
-      std::size_t used = report.find("Used ");
-      if (used != std::string::npos) WARN(report.substr(used, report.find('\n', used) - used));
-    }
+    std::string log = ptxas_report(source, "gemv_persistent_test.cu");
+    std::size_t walkers = check_entries_spill_nothing(log, "gemv_walk_");
     CHECK(walkers >= 4);
 
     // With the layer-norm fold on, the batches that compute their x keep the block-per-8-rows kernel.

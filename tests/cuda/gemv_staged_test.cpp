@@ -10,13 +10,13 @@
 #include <string>
 
 #include <catch2/catch.hpp>
-#include <nvrtc.h>
 
 #include "backends/cpu/precompute.h"
 #include "backends/cuda/cuda_program.h"
 #include "backends/cuda/gemv_staged.h"
 #include "backends/cuda/nvrtc_module.h"
 #include "cuda_test_support.h"
+#include "kernel_text_support.h"
 #include "frontend/random_model.h"
 
 namespace rwkvc::test {
@@ -37,59 +37,12 @@ struct StagedOn {
   ScopedEnv on, stages_, tile, grid_, per_sm_, lanes_, copy_;
 };
 
-// A random RWKV-7 whose LoRA ranks (the downs' N) are not multiples of 8, and whose FFN width
-// (the key's N, the value's K) is 1104: 276 f32 vectors (more than the block's 256 lanes) and
-// 138 f16 vectors, so the value's rows take a partial second round of lanes in f32.
-Model odd_rwkv7(std::uint64_t seed) {
-  Model model;
-  model.config = standard_config(Arch::rwkv7, 2, 3 * 32, 41, 32);
-  model.config.ffn = 1104;
-  model.config.decay_lora = 20;
-  model.config.aaa_lora = 12;
-  model.config.mv_lora = 28;
-  model.config.gate_lora = 40;
-  model.path = "random RWKV-7 C96 FFN1104 LoRA 20/12/28/40";
-  model.weights = make_random_model(model.config, seed);
-  return model;
-}
+// LoRA ranks (the downs' N) not multiples of 8 and an FFN width (the key's N, the value's K) of
+// 1104: 276 f32 vectors (more than the block's 256 lanes) and 138 f16 vectors, so the value's rows
+// take a partial second round of lanes in f32.
+Model odd_rwkv7(std::uint64_t seed) { return odd_lora_rwkv7(seed, 1104); }
 
-Model odd_rwkv4() {
-  Model model;
-  model.config = standard_config(Arch::rwkv4, 2, 100, 37);
-  model.config.ffn = 212;
-  model.path = "random RWKV-4 C100 FFN212";
-  model.weights = make_random_model(model.config, 5);
-  return model;
-}
-
-std::string decode_source(const Model& model, const std::string& pipeline) {
-  Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(pipeline));
-  graph = precompute_token_free(graph, model.weights).graph;
-  return cuda::build_program(graph).module.text();
-}
-
-std::size_t count_of(const std::string& text, const std::string& part) {
-  std::size_t count = 0;
-  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++count;
-  return count;
-}
-
-// NVRTC's log for `source` built for sm_90 with ptxas reporting each kernel's registers and spills.
-std::string ptxas_report(const std::string& source) {
-  nvrtcProgram program = nullptr;
-  REQUIRE(nvrtcCreateProgram(&program, source.c_str(), "gemv_staged_test.cu", 0, nullptr, nullptr) == NVRTC_SUCCESS);
-  const char* options[] = {"--gpu-architecture=sm_90", "--std=c++17", "--device-as-default-execution-space",
-                           "--ptxas-options=-v"};
-  nvrtcResult result = nvrtcCompileProgram(program, 4, options);
-  std::size_t size = 0;
-  nvrtcGetProgramLogSize(program, &size);
-  std::string log(size, '\0');
-  nvrtcGetProgramLog(program, log.data());
-  nvrtcDestroyProgram(&program);
-  INFO(log);
-  REQUIRE(result == NVRTC_SUCCESS);
-  return log;
-}
+Model odd_rwkv4() { return odd_width_rwkv4(); }
 
 constexpr double kF16Tolerance = 8.0 * 4.9e-4 * 3.0;
 constexpr double kBf16Tolerance = 8.0 * 3.9e-3 * 3.0;
@@ -140,18 +93,8 @@ TEST_CASE("With RWKVC_CUDA_GEMV_STAGED=1 decode's GEMV batches stage their tiles
     CHECK(count_of(source, "extern \"C\" __global__ void __launch_bounds__(256) gemv_staged_") >= 5);
 
     // ptxas: the staged kernels spill nothing.
-    std::string log = ptxas_report(source);
-    std::size_t staged = 0;
-    for (std::size_t at = log.find("Compiling entry function 'gemv_staged_"); at != std::string::npos;
-         at = log.find("Compiling entry function 'gemv_staged_", at + 1)) {
-      ++staged;
-      std::size_t end = log.find("Compiling entry function", at + 1);
-      std::string report = log.substr(at, end == std::string::npos ? std::string::npos : end - at);
-      INFO(report);
-      CHECK_THAT(report, Catch::Contains("0 bytes spill stores, 0 bytes spill loads"));
-      std::size_t used = report.find("Used ");
-      if (used != std::string::npos) WARN(report.substr(used, report.find('\n', used) - used));
-    }
+    std::string log = ptxas_report(source, "gemv_staged_test.cu");
+    std::size_t staged = check_entries_spill_nothing(log, "gemv_staged_");
     CHECK(staged >= 5);
 
     // The head (a plain store, N = the vocabulary) is staged too, unless RWKVC_CUDA_GEMV_STAGED_HEAD=0.

@@ -9,13 +9,13 @@
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
-#include <nvrtc.h>
 
 #include "backends/cpu/precompute.h"
 #include "backends/cuda/cuda_program.h"
 #include "backends/cuda/nvrtc_module.h"
 #include "backends/feed_mode.h"
 #include "cuda_test_support.h"
+#include "kernel_text_support.h"
 #include "frontend/random_model.h"
 
 namespace rwkvc::test {
@@ -42,21 +42,6 @@ std::size_t stored_outputs(const std::string& source, const std::string& name) {
   return count;
 }
 
-// ptxas's report on `source` (registers, spills, shared memory of each entry point).
-std::string ptxas_report(const std::string& source) {
-  nvrtcProgram program = nullptr;
-  REQUIRE(nvrtcCreateProgram(&program, source.c_str(), "wkv_fused_prepare_test.cu", 0, nullptr, nullptr) == NVRTC_SUCCESS);
-  const char* options[] = {"--gpu-architecture=sm_90", "--std=c++17", "--device-as-default-execution-space",
-                           "--ptxas-options=-v"};
-  nvrtcResult result = nvrtcCompileProgram(program, 4, options);
-  std::size_t size = 0;
-  nvrtcGetProgramLogSize(program, &size);
-  std::string log(size, '\0');
-  nvrtcGetProgramLog(program, log.data());
-  nvrtcDestroyProgram(&program);
-  REQUIRE(result == NVRTC_SUCCESS);
-  return log;
-}
 
 }  // namespace
 
@@ -108,7 +93,7 @@ TEST_CASE("Fused pre-ops kernels of a D2048 layer", "[.wkv_fused_prepare_kernels
       std::size_t begin = source.find(handle.name + "("), end = source.find("\n}\n", begin);
       fmt::print("-- {}\n{}\n", handle.name, source.substr(begin, end + 3 - begin));
     }
-  std::string log = ptxas_report(source);
+  std::string log = ptxas_report(source, "wkv_fused_prepare_test.cu");
   for (std::size_t at = log.find("Compiling entry function 'wkv"); at != std::string::npos;
        at = log.find("Compiling entry function 'wkv", at + 1))
     fmt::print("{}\n", log.substr(at, log.find("Compiling entry function", at + 1) - at));

@@ -68,6 +68,13 @@ class Folds {
   ~Folds() { ::unsetenv("RWKVC_VULKAN_FOLDS"); }
 };
 
+// One forward call with the profile on, so that `ran` sees which kernels it took.
+void profiled_forward(vulkan::VulkanExecutable& exe, const std::vector<std::int32_t>& tokens, State& state) {
+  exe.set_profiling(true);
+  exe.forward(tokens, state, {.time_on_device = true});
+  exe.set_profiling(false);
+}
+
 // Whether the LoRA ups fold is chosen: RWKVC_VULKAN_FOLDS lists it, or is unset (it is a default fold).
 bool lora_up_fold_chosen() {
   const char* folds = std::getenv("RWKVC_VULKAN_FOLDS");
@@ -93,10 +100,8 @@ void check_fused(Backend& vulkan, Model model, const std::string& pipeline, doub
     CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
   }
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
-  exe.set_profiling(true);
   State state = exe.new_state();
-  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
-  exe.set_profiling(false);
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
   if (exe.step_times().empty()) return;  // a device that cannot time
   // One token: the mixes run inside the GEMVs that read them (their own kernel otherwise).
   CHECK(ran(exe, "layer_norm + mix + gemv") == folds_norm_mix);
@@ -118,16 +123,12 @@ void check_fused(Backend& vulkan, Model model, const std::string& pipeline, doub
     CHECK(step.label.find("B[K,N]") == std::string::npos);
   }
   // Two tokens: the mix is its own kernel again.
-  exe.set_profiling(true);
-  exe.forward(std::vector<std::int32_t>{5, 6}, state, {.time_on_device = true});
-  exe.set_profiling(false);
+  profiled_forward(exe, std::vector<std::int32_t>{5, 6}, state);
   CHECK(ran(exe, "layer_norm + token_shift_mix"));
   CHECK(!ran(exe, "layer_norm + mix + gemv"));
   // A long call: the recurrence kernel splits each state row over 4 invocations when the
   // device has subgroup shuffles (both devices the tests run on do, unless turned off).
-  exe.set_profiling(true);
-  exe.forward(random_tokens(130, both.model.config.vocab, 9), state, {.time_on_device = true});
-  exe.set_profiling(false);
+  profiled_forward(exe, random_tokens(130, both.model.config.vocab, 9), state);
   CHECK(ran(exe, "wkv7 split") == folds_norm_mix);
 }
 
@@ -267,9 +268,8 @@ TEST_CASE("The wkv region kernel reading its inputs a token ahead matches the CP
   }
   TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 75), o2);
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
-  exe.set_profiling(true);
   State state = exe.new_state();
-  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
   if (!exe.step_times().empty()) CHECK(ran(exe, " prefetched"));
 }
 
@@ -309,9 +309,8 @@ TEST_CASE("The wkv region kernel computing its folded LoRA ups a token ahead mat
   }
   TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 86), o2);
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
-  exe.set_profiling(true);
   State state = exe.new_state();
-  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
   if (exe.step_times().empty()) return;
   CHECK(ran(exe, " ups ahead"));
   CHECK(!ran(exe, " prefetched"));
@@ -369,9 +368,8 @@ TEST_CASE("Row GEMVs under other tunings match the CPU", "[vulkan][fused]") {
   GemvSettings scope("fold_prefetch=1");
   TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 64), o2);
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
-  exe.set_profiling(true);
   State state = exe.new_state();
-  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
   if (!exe.step_times().empty()) CHECK(ran(exe, "+ prefetch"));
 }
 
@@ -399,14 +397,13 @@ TEST_CASE("Folded GEMVs chained into the GEMV that reads them match the CPU", "[
   TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 86), o2);
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
   std::string value_gemv = fmt::format(",{},{},0,", both.model.config.embd, both.model.config.ffn);
-  exe.set_profiling(true);
   State state = exe.new_state();
-  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
   if (exe.step_times().empty()) return;
   CHECK(ran(exe, "+ chained gemv"));
   CHECK(ran(exe, "chained gemv sum + epilogue"));
   CHECK(!ran(exe, value_gemv));
-  exe.forward(std::vector<std::int32_t>{5, 6}, state, {.time_on_device = true});
+  profiled_forward(exe, std::vector<std::int32_t>{5, 6}, state);
   CHECK(!ran(exe, "chained gemv"));
   CHECK(ran(exe, value_gemv));
   // Both tiny models chain their FFN (matrix_test checks their logits in every feeding mode).
@@ -464,10 +461,8 @@ void check_batched(Backend& vulkan, Model model, const std::string& pipeline, do
     }
   }
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
-  exe.set_profiling(true);
   State state = exe.new_state();
-  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
-  exe.set_profiling(false);
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
   if (exe.step_times().empty()) return;  // a device that cannot time
   INFO(both.model.path << ", passes '" << pipeline << "'");
   FoldedGemvs one = folded_gemvs(exe);
@@ -475,9 +470,7 @@ void check_batched(Backend& vulkan, Model model, const std::string& pipeline, do
   CHECK(one.members == members);
   CHECK(one.unbatched == unbatched);
   CHECK(!ran(exe, "layer_norm + token_shift_mix"));
-  exe.set_profiling(true);
-  exe.forward(std::vector<std::int32_t>{5, 6}, state, {.time_on_device = true});
-  exe.set_profiling(false);
+  profiled_forward(exe, std::vector<std::int32_t>{5, 6}, state);
   CHECK(folded_gemvs(exe).batches == 0);
   CHECK(ran(exe, "layer_norm + token_shift_mix"));
 }
@@ -520,9 +513,8 @@ TEST_CASE("Folded GEMVs batched into one dispatch per mix match the CPU", "[vulk
   GemvSettings prefetch("batch_prefetch=1");
   TwoBackends both = compile_both(*vulkan, odd_model(40, 8, 106), o2);
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
-  exe.set_profiling(true);
   State state = exe.new_state();
-  exe.forward(std::vector<std::int32_t>{4}, state, {.time_on_device = true});
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
   if (exe.step_times().empty()) return;
   auto prefetching = std::count_if(exe.step_times().begin(), exe.step_times().end(), [](const auto& step) {
     return step.label.find("gemv batch") != std::string::npos && step.label.find("+ prefetch") != std::string::npos;

@@ -281,17 +281,7 @@ KernelSource gemv_norm_mix_kernel(const DeviceFeatures& features, const GemvShap
   shader.define("UNROLL", fmt::format("{}u", tuning.unroll));
   if (mix_softplus && epilogue.functions.find("softplus_log1p(float") == std::string::npos) shader.code(kSoftplusHelper);
   // One token (T = 1): the normalised row is row 0 and token_shift's previous row is the state.
-  // The mixed row in shared memory: wide, as the low and the high halves of each group of 8
-  // in two arrays, so neighbouring lanes read neighbouring 16 bytes (no bank conflicts).
-  shader.code(wide ? "shared vec4 a_lo[C / 8u], a_hi[C / 8u];\n"
-                     "void set_a(uint j, float v) { if ((j & 4u) == 0u) a_lo[j >> 3][j & 3u] = v; else a_hi[j >> 3][j & 3u] = v; }\n"
-                     "void load8_a(uint i8, out vec4 lo, out vec4 hi) { lo = a_lo[i8]; hi = a_hi[i8]; }\n"
-                   : "shared float a_row[C];\n"
-                     "void set_a(uint j, float v) { a_row[j] = v; }\n"
-                     "float load_a(uint i) { return a_row[i]; }\n");
-  shader.code(
-      "float mean_cur, inv_cur;\n"
-      "float load_nm_in0(uint i) { uint c = i % C; return (load_x(i) - mean_cur) * inv_cur * load_weight(c) + load_bias(c); }\n");
+  shader.code(norm_mix_row_declarations(wide));
   shader.code(mix.functions);
   // The prefetch: the weights of the subgroup's first row (its first UNROLL 16-byte chunks per
   // invocation) are loaded before the norm, which does not need them; that row's dot product

@@ -87,6 +87,20 @@ std::string member_rows(std::size_t j, const GemvBatchMember& member, bool prefe
 
 }  // namespace
 
+std::string norm_mix_row_declarations(bool wide) {
+  // Wide: the low and the high halves of each group of 8 in two arrays, so neighbouring lanes
+  // read neighbouring 16 bytes (no bank conflicts).
+  std::string row = wide ? "shared vec4 a_lo[C / 8u], a_hi[C / 8u];\n"
+                           "void set_a(uint j, float v) { if ((j & 4u) == 0u) a_lo[j >> 3][j & 3u] = v; else a_hi[j >> 3][j & 3u] = v; }\n"
+                           "void load8_a(uint i8, out vec4 lo, out vec4 hi) { lo = a_lo[i8]; hi = a_hi[i8]; }\n"
+                         : "shared float a_row[C];\n"
+                           "void set_a(uint j, float v) { a_row[j] = v; }\n"
+                           "float load_a(uint i) { return a_row[i]; }\n";
+  return row +
+         "float mean_cur, inv_cur;\n"
+         "float load_nm_in0(uint i) { uint c = i % C; return (load_x(i) - mean_cur) * inv_cur * load_weight(c) + load_bias(c); }\n";
+}
+
 std::string norm_mix_row_statistics() {
   return
       "  float xs[ITEMS], sum = 0.0;\n"
@@ -166,17 +180,7 @@ KernelSource gemv_norm_mix_batch_kernel(const DeviceFeatures& features, const No
   shader.define("ITEMS", fmt::format("{}u", (mix.width + lanes - 1) / lanes));
   shader.define("EPS", glsl_float(mix.eps));
   shader.define("UNROLL", fmt::format("{}u", tuning.unroll));
-  // The mixed row in shared memory, as in gemv_norm_mix_kernel: wide, the low and high halves
-  // of each group of 8 in two arrays, so neighbouring lanes read neighbouring 16 bytes.
-  shader.code(wide ? "shared vec4 a_lo[C / 8u], a_hi[C / 8u];\n"
-                     "void set_a(uint j, float v) { if ((j & 4u) == 0u) a_lo[j >> 3][j & 3u] = v; else a_hi[j >> 3][j & 3u] = v; }\n"
-                     "void load8_a(uint i8, out vec4 lo, out vec4 hi) { lo = a_lo[i8]; hi = a_hi[i8]; }\n"
-                   : "shared float a_row[C];\n"
-                     "void set_a(uint j, float v) { a_row[j] = v; }\n"
-                     "float load_a(uint i) { return a_row[i]; }\n");
-  shader.code(
-      "float mean_cur, inv_cur;\n"
-      "float load_nm_in0(uint i) { uint c = i % C; return (load_x(i) - mean_cur) * inv_cur * load_weight(c) + load_bias(c); }\n");
+  shader.code(norm_mix_row_declarations(wide));
   bool softplus = mix_softplus;
   std::string members_code;
   for (std::size_t j = 0; j < members.size(); ++j) {

@@ -36,6 +36,10 @@ KernelSource gemv_norm_mix_batch_kernel(const DeviceFeatures& features, const No
 std::size_t gemv_norm_mix_batch_bindings(const NormMixShape& mix, const std::vector<GemvBatchMember>& members,
                                          bool stores_last_rows);
 
+// GLSL: the mixed row in shared memory (set_a, and load8_a when `wide`, else load_a), mean_cur and
+// inv_cur, and load_nm_in0 (the normalised row, the mix's first input); the folded GEMV kernels
+// share it.
+std::string norm_mix_row_declarations(bool wide);
 // GLSL: the layer norm statistics of row 0 of x (C values, ITEMS per invocation kept in
 // xs[]) into mean_cur and inv_cur; the folded GEMV kernels share it.
 std::string norm_mix_row_statistics();
