@@ -1,6 +1,7 @@
 #include "backends/vulkan/decode_folds.h"
 
 #include "backends/vulkan/decode_batch.h"
+#include "backends/vulkan/decode_group_norm_fold.h"
 #include "backends/vulkan/wkv_region.h"
 
 #include <algorithm>
@@ -30,7 +31,8 @@ constexpr std::int64_t kMaxFoldedRank = 256;
 
 // RWKVC_VULKAN_FOLDS: the folds to run, comma-separated ("norm_mix", "lora_up", "chain" (with
 // norm_mix: a folded GEMV runs its only reader GEMV's share too), "batch" (with norm_mix: a
-// mix's folded GEMVs in one dispatch); "none"), by default kDefaultFolds.
+// mix's folded GEMVs in one dispatch), "group_norm" (decode_group_norm_fold.h; not timed yet);
+// "none"), by default kDefaultFolds.
 bool fold_enabled(std::string_view fold) {
   const char* chosen = std::getenv("RWKVC_VULKAN_FOLDS");
   std::string_view list = chosen != nullptr ? std::string_view(chosen) : kDefaultFolds;
@@ -199,12 +201,13 @@ bool runs_for_short_calls(const Step& step) {
 
 void fold_lora_ups_into_wkv(Program& program, PipelineStore& pipelines) {
   std::vector<Step>& steps = program.steps;
-  if (!fold_enabled("lora_up")) {
-    for (Step& step : steps) step.wkv = nullptr;
-    return;
-  }
-  for (Step& wkv : steps) {
-    if (!wkv.wkv) continue;
+  // The wkv steps and the ups each now computes, for the group norm fold (run last: it inserts steps).
+  std::vector<std::pair<std::size_t, std::map<std::size_t, LoraUp>>> wkv_steps;
+  for (std::size_t s = 0; s < steps.size(); ++s)
+    if (steps[s].wkv) wkv_steps.push_back({s, {}});
+  for (auto& [index, folded_ups] : wkv_steps) {
+    if (!fold_enabled("lora_up")) break;
+    Step& wkv = steps[index];
     std::map<std::size_t, LoraUp> ups;
     std::map<std::size_t, std::size_t> writer_of;  // input -> the up's step
     for (std::size_t k = 0; k < wkv.wkv->inputs; ++k) {
@@ -246,7 +249,9 @@ void fold_lora_ups_into_wkv(Program& program, PipelineStore& pipelines) {
       Step& gemv = steps[writer_of[k]];
       gemv.runs = [](const CallShape& call) { return call.tokens > kFusedWkvMaxTokens; };
     }
+    folded_ups = ups;
   }
+  if (fold_enabled("group_norm")) fold_group_norm_into_outputs(program, pipelines, wkv_steps);
   for (Step& step : steps) step.wkv = nullptr;  // it reads the graph, which does not outlive planning
 }
 

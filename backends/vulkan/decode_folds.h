@@ -5,7 +5,9 @@
 // the one-kernel wkv step reads are computed inside it (a level and four launches a layer);
 // optionally ("chain"), a folded GEMV that widens (the FFN key) also runs its only reader's
 // share of the second product (the FFN value), whose partials a small kernel adds up;
-// optionally ("batch", decode_batch.h), a mix's folded GEMVs are one dispatch. The
+// optionally ("batch", decode_batch.h), a mix's folded GEMVs are one dispatch; optionally
+// ("group_norm", decode_group_norm_fold.h), the wkv kernel's group norm + bonus + gate runs in
+// the output projection's prologue instead (one-token calls; run by fold_lora_ups_into_wkv). The
 // original steps stay for the calls the folded ones do not take (T > 1; T > kFusedWkvMaxTokens).
 #pragma once
 

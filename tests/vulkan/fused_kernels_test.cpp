@@ -12,7 +12,9 @@
 // folded GEMV's weights loaded before its norm) run the same checks, as do the chained FFN
 // GEMVs and the new state copied by kernels (several for many slots) or by transfers. The
 // folded GEMVs of one mix batched into one dispatch (RWKVC_VULKAN_FOLDS=...,batch) run on odd
-// models and both tiny models, their labels counted.
+// models and both tiny models, their labels counted. The group norm + gate folded into the
+// output projection (RWKVC_VULKAN_FOLDS=...,group_norm) runs on odd models and the RWKV-7 tiny
+// model, its kernels counted (and the whole wkv kernel's absence) in one-token calls.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -627,6 +629,157 @@ TEST_CASE("Fused Vulkan kernels match the CPU on rows of more than 1024 channels
   if (!vulkan) return;
   ValidationGuard guard;
   check_fused(*vulkan, odd_model(1032, 8, 23), passes::preset_pipeline(2), kF32Tolerance, true);
+}
+
+namespace {
+
+// The group norm + gate fold (RWKVC_VULKAN_FOLDS=...,group_norm): every T (two calls each) and
+// the state against the CPU; in a one-token call, `folded` says whether each layer's output
+// projection ran the group norm prologue and the wkv kernel stored its input instead (no wkv
+// kernel of the gated output ran); calls of 3 tokens keep the original kernels.
+// `groups`: the workgroups a head the split wkv kernel should use (its label's "groups<G>").
+void check_group_norm_fold(Backend& vulkan, Model model, const std::string& pipeline, double tolerance, bool folded,
+                           std::int64_t groups = 1) {
+  TwoBackends both = compile_both(vulkan, std::move(model), pipeline);
+  check_spirv_valid(*both.vulkan);
+  for (std::size_t length : {1, 3, 45}) {
+    INFO(both.model.path << ", passes '" << pipeline << "', " << length << " tokens");
+    auto tokens = random_tokens(length, both.model.config.vocab, static_cast<unsigned>(length) + 11);
+    State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
+    for (int call = 0; call < 2; ++call) {
+      HostTensor reference = both.cpu->forward(tokens, reference_state, {.all_logits = true});
+      HostTensor logits = both.vulkan->forward(tokens, state, {.all_logits = true});
+      Error e = compare(logits.f32(), reference.f32());
+      INFO("call " << call + 1 << ", logits: max-abs " << e.max_abs << ", relative " << e.relative);
+      CHECK(e.relative <= tolerance);
+      CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
+    }
+  }
+  auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
+  State state = exe.new_state();
+  profiled_forward(exe, std::vector<std::int32_t>{4}, state);
+  if (exe.step_times().empty()) return;  // a device that cannot time
+  INFO(both.model.path << ", passes '" << pipeline << "'");
+  auto count = [&](auto&& pick) {
+    return std::count_if(exe.step_times().begin(), exe.step_times().end(), [&](const auto& step) { return pick(step.label); });
+  };
+  auto layers = static_cast<long>(both.model.config.layers);
+  auto prologues = [](const std::string& label) { return label.rfind("group_norm + gate + gemv", 0) == 0; };
+  auto split_wkv = [](const std::string& label) {
+    return label.find("wkv region") != std::string::npos && label.find("group norm out") != std::string::npos;
+  };
+  auto whole_wkv = [](const std::string& label) {
+    return label.find("wkv region") != std::string::npos && label.find("group norm out") == std::string::npos;
+  };
+  CHECK(count(prologues) == (folded ? layers : 0));
+  CHECK(count(split_wkv) == (folded ? layers : 0));
+  CHECK(count(whole_wkv) == (folded ? 0 : layers));
+  auto grouped = [&](const std::string& label) { return label.find(fmt::format(" groups{}", groups)) != std::string::npos; };
+  CHECK(count(grouped) == (folded && groups > 1 ? layers : 0));
+  profiled_forward(exe, std::vector<std::int32_t>{5, 6, 7}, state);
+  CHECK(count(prologues) == 0);
+  CHECK(count(split_wkv) == 0);
+  CHECK(count(whole_wkv) == layers);
+}
+
+}  // namespace
+
+TEST_CASE("The group norm + gate folded into the output projection matches the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  std::string f16 = o2 + "," + passes::precision_step(DType::f16), bf16 = o2 + "," + passes::precision_step(DType::bf16);
+  // With the default folds and the ups fold (the gate's up then computed in the wkv kernel),
+  // without the others; C 40 (head size 8, 16-byte loads), C 36 (head size 4, single loads),
+  // C 1032 (head size 8: more heads than subgroups).
+  for (const char* folds : {"norm_mix,lora_up,batch,group_norm", "group_norm", "norm_mix,group_norm"}) {
+    INFO("RWKVC_VULKAN_FOLDS='" << folds << "'");
+    Folds scope(folds);
+    check_group_norm_fold(*vulkan, odd_model(40, 8, 141), o2, kF32Tolerance, true);
+    check_group_norm_fold(*vulkan, odd_model(36, 4, 142), f16, kF16Tolerance, true);
+    check_group_norm_fold(*vulkan, odd_model(40, 8, 143), bf16, kBf16Tolerance, true);
+  }
+  Folds scope("norm_mix,lora_up,batch,group_norm");
+  check_group_norm_fold(*vulkan, odd_model(1032, 8, 144), f16, kF16Tolerance, true);
+  // The rows of each state row split over 8 invocations, and over one.
+  for (const char* split : {"8", "0"}) {
+    TokenSplit rows(split);
+    check_group_norm_fold(*vulkan, odd_model(48, 16, 145), o2, kF32Tolerance, true);
+  }
+  Model rwkv7 = load_model(fixture_path("rwkv7-tiny.safetensors"));
+  check_group_norm_fold(*vulkan, rwkv7, o2, kF32Tolerance, true);
+  check_group_norm_fold(*vulkan, rwkv7, f16, kF16Tolerance, true);
+}
+
+// Sets RWKVC_VULKAN_WKV_GROUPS (workgroups a head of the group norm fold's wkv kernel) for the
+// scope's lifetime.
+class HeadGroups {
+ public:
+  explicit HeadGroups(const char* value) { ::setenv("RWKVC_VULKAN_WKV_GROUPS", value, 1); }
+  ~HeadGroups() { ::unsetenv("RWKVC_VULKAN_WKV_GROUPS"); }
+};
+
+// The workgroups a head device 0 takes when `wanted` is asked with rows split over `split`:
+// a row's split * groups invocations neighbours in one subgroup, dividing the head size.
+std::int64_t expected_groups(std::int64_t wanted, std::int64_t split, std::int64_t head_size) {
+  auto device = vulkan::Device::open(vulkan::Instance::create(), 0);
+  const vulkan::DeviceFeatures& f = device->features();
+  std::int64_t lanes = wanted * split;
+  bool fits = f.subgroup_shuffle && f.subgroup_size % lanes == 0 && head_size % lanes == 0;
+  return fits ? wanted : 1;
+}
+
+TEST_CASE("The group norm fold with a head's rows over several workgroups matches the CPU", "[vulkan][fused]") {
+  auto vulkan = vulkan_or_skip();
+  if (!vulkan) return;
+  ValidationGuard guard;
+  std::string o2 = passes::preset_pipeline(2);
+  std::string f16 = o2 + "," + passes::precision_step(DType::f16), bf16 = o2 + "," + passes::precision_step(DType::bf16);
+  for (const char* folds : {"norm_mix,lora_up,batch,group_norm", "group_norm"}) {
+    Folds scope(folds);
+    for (const char* wanted : {"2", "4", "8"}) {
+      INFO("RWKVC_VULKAN_FOLDS='" << folds << "', RWKVC_VULKAN_WKV_GROUPS=" << wanted);
+      HeadGroups groups(wanted);
+      std::int64_t g = wanted[0] - '0';
+      // Head sizes 8, 16 and 64 (rows split over 4 invocations), and 16 with one a row.
+      check_group_norm_fold(*vulkan, odd_model(40, 8, 161), o2, kF32Tolerance, true,
+                            expected_groups(g, expected_split(4, 8), 8));
+      check_group_norm_fold(*vulkan, odd_model(48, 16, 162), f16, kF16Tolerance, true,
+                            expected_groups(g, expected_split(4, 16), 16));
+      check_group_norm_fold(*vulkan, odd_model(192, 64, 163), bf16, kBf16Tolerance, true,
+                            expected_groups(g, expected_split(4, 64), 64));
+      TokenSplit one("0");
+      check_group_norm_fold(*vulkan, odd_model(48, 16, 164), o2, kF32Tolerance, true, expected_groups(g, 1, 16));
+    }
+  }
+  // At least one setting really spread the heads (lavapipe's subgroups take 4 x 2 invocations).
+  CHECK(expected_groups(2, expected_split(4, 16), 16) == 2);
+  // A malformed setting is refused, naming it.
+  HeadGroups malformed("3");
+  Folds scope("group_norm");
+  Model model = odd_model(40, 8, 165);
+  Graph graph = passes::run_pipeline(build_graph(model.config), passes::parse_pipeline(o2));
+  CHECK_THROWS_WITH(vulkan->compile(graph, model.weights), Catch::Contains("RWKVC_VULKAN_WKV_GROUPS='3'"));
+}
+
+TEST_CASE("The group norm fold without 16-bit storage or subgroups matches the CPU", "[vulkan][fused]") {
+  std::string o2 = passes::preset_pipeline(2);
+  Folds scope("norm_mix,lora_up,batch,group_norm");
+  {
+    FeaturesOff off("storage16");
+    auto vulkan = vulkan_or_skip();
+    if (!vulkan) return;
+    ValidationGuard guard;
+    check_group_norm_fold(*vulkan, odd_model(40, 8, 151), o2 + "," + passes::precision_step(DType::f16), kF16Tolerance, true);
+    check_group_norm_fold(*vulkan, odd_model(36, 4, 152), o2 + "," + passes::precision_step(DType::bf16), kBf16Tolerance, true);
+  }
+  // Without subgroup arithmetic the output projection cannot take the prologue: the wkv kernel
+  // keeps its tail.
+  FeaturesOff off("subgroups,storage16");
+  auto plain = vulkan_or_skip();
+  ValidationGuard guard;
+  check_group_norm_fold(*plain, odd_model(40, 8, 153), o2, kF32Tolerance, false);
 }
 
 }  // namespace rwkvc::test
