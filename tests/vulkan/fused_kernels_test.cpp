@@ -77,6 +77,22 @@ void profiled_forward(vulkan::VulkanExecutable& exe, const std::vector<std::int3
   exe.set_profiling(false);
 }
 
+// `both` fed `length` random tokens (from `seed`) twice, so the second call starts from the
+// state the first left (the token shift reads it): every position's logits and the state
+// against the CPU within `tolerance`, after each call.
+void check_two_calls(TwoBackends& both, std::size_t length, unsigned seed, double tolerance) {
+  auto tokens = random_tokens(length, both.model.config.vocab, seed);
+  State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
+  for (int call = 0; call < 2; ++call) {
+    HostTensor reference = both.cpu->forward(tokens, reference_state, {.all_logits = true});
+    HostTensor logits = both.vulkan->forward(tokens, state, {.all_logits = true});
+    Error e = compare(logits.f32(), reference.f32());
+    INFO("call " << call + 1 << ", logits: max-abs " << e.max_abs << ", relative " << e.relative);
+    CHECK(e.relative <= tolerance);
+    CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
+  }
+}
+
 // Whether the LoRA ups fold is chosen: RWKVC_VULKAN_FOLDS lists it, or is unset (it is a default fold).
 bool lora_up_fold_chosen() {
   const char* folds = std::getenv("RWKVC_VULKAN_FOLDS");
@@ -89,17 +105,7 @@ void check_fused(Backend& vulkan, Model model, const std::string& pipeline, doub
   check_spirv_valid(*both.vulkan);
   for (std::size_t length : {1, 3, 45, 130}) {
     INFO(both.model.path << ", passes '" << pipeline << "', " << length << " tokens");
-    auto tokens = random_tokens(length, both.model.config.vocab, static_cast<unsigned>(length));
-    State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
-    // Two calls, so the second starts from a non-zero state (the token shift reads it).
-    HostTensor reference = both.cpu->forward(tokens, reference_state, {.all_logits = true});
-    both.vulkan->forward(tokens, state, {.all_logits = true});
-    reference = both.cpu->forward(tokens, reference_state, {.all_logits = true});
-    HostTensor logits = both.vulkan->forward(tokens, state, {.all_logits = true});
-    Error e = compare(logits.f32(), reference.f32());
-    INFO("logits: max-abs " << e.max_abs << ", relative " << e.relative);
-    CHECK(e.relative <= tolerance);
-    CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
+    check_two_calls(both, length, static_cast<unsigned>(length), tolerance);
   }
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
   State state = exe.new_state();
@@ -451,16 +457,7 @@ void check_batched(Backend& vulkan, Model model, const std::string& pipeline, do
   check_spirv_valid(*both.vulkan);
   for (std::size_t length : {1, 3, 45}) {
     INFO(both.model.path << ", passes '" << pipeline << "', " << length << " tokens");
-    auto tokens = random_tokens(length, both.model.config.vocab, static_cast<unsigned>(length) + 7);
-    State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
-    for (int call = 0; call < 2; ++call) {
-      HostTensor reference = both.cpu->forward(tokens, reference_state, {.all_logits = true});
-      HostTensor logits = both.vulkan->forward(tokens, state, {.all_logits = true});
-      Error e = compare(logits.f32(), reference.f32());
-      INFO("call " << call + 1 << ", logits: max-abs " << e.max_abs << ", relative " << e.relative);
-      CHECK(e.relative <= tolerance);
-      CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
-    }
+    check_two_calls(both, length, static_cast<unsigned>(length) + 7, tolerance);
   }
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
   State state = exe.new_state();
@@ -644,16 +641,7 @@ void check_group_norm_fold(Backend& vulkan, Model model, const std::string& pipe
   check_spirv_valid(*both.vulkan);
   for (std::size_t length : {1, 3, 45}) {
     INFO(both.model.path << ", passes '" << pipeline << "', " << length << " tokens");
-    auto tokens = random_tokens(length, both.model.config.vocab, static_cast<unsigned>(length) + 11);
-    State reference_state = both.cpu->new_state(), state = both.vulkan->new_state();
-    for (int call = 0; call < 2; ++call) {
-      HostTensor reference = both.cpu->forward(tokens, reference_state, {.all_logits = true});
-      HostTensor logits = both.vulkan->forward(tokens, state, {.all_logits = true});
-      Error e = compare(logits.f32(), reference.f32());
-      INFO("call " << call + 1 << ", logits: max-abs " << e.max_abs << ", relative " << e.relative);
-      CHECK(e.relative <= tolerance);
-      CHECK(compare_states(state.to_host(), reference_state.to_host()).relative <= tolerance);
-    }
+    check_two_calls(both, length, static_cast<unsigned>(length) + 11, tolerance);
   }
   auto& exe = dynamic_cast<vulkan::VulkanExecutable&>(*both.vulkan);
   State state = exe.new_state();
